@@ -1,0 +1,29 @@
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared fixtures are not present")
+    return SHARED
+
+
+def jpeg_bytes(arr: np.ndarray, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=90, **kw)
+    return buf.getvalue()
+
+
+def photo(seed: int = 0, size=(48, 64)) -> np.ndarray:
+    """A smooth random RGB image (JPEG-friendly) for tests that need many distinct images."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((size[1], size[0]), Image.BICUBIC))
