@@ -75,12 +75,8 @@ def apply_geometry(arr: np.ndarray, geometry: Geometry) -> np.ndarray:
 
         h, w = arr.shape[:2]
         if min(h, w) > geometry.max_shorter:
-            scale = geometry.max_shorter / min(h, w)
-            size = (max(1, int(w * scale)), max(1, int(h * scale)))
-            if h < w:
-                size = (size[0], geometry.max_shorter)
-            else:
-                size = (geometry.max_shorter, size[1])
+            m = geometry.max_shorter  # White-box's resize_crop: the long side is int(m * long / short)
+            size = (m, int(m * h / w)) if h > w else (int(m * w / h), m)  # (width, height)
             arr = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
     if geometry.resize_shorter:
         h, w = arr.shape[:2]

@@ -27,3 +27,11 @@ def photo(seed: int = 0, size=(48, 64)) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
     return np.asarray(Image.fromarray(small).resize((size[1], size[0]), Image.BICUBIC))
+
+
+@pytest.fixture(autouse=True)
+def _private_datasets_cache(tmp_path_factory, monkeypatch):
+    """Each test loads through its own `datasets` cache: folders with equal names never share a cached copy."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_datasets_cache"))
