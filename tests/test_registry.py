@@ -34,6 +34,7 @@ def test_expand_groups_and_unknown_names():
     for group, members in groups().items():
         assert expand([group]) == members
     assert "clean" in expand(["all-cpu"])
+    assert expand(["gaussian_noise"]) == [f"gaussian_noise_{k}" for k in range(1, 6)]
     with pytest.raises(KeyError, match="shift-hub list"):
         get("no_such_shift")
 
