@@ -47,7 +47,8 @@ def _generate(args) -> int:
 
     reports = generate(args.configs, _open_source(args), args.out, num_proc=args.num_proc, seed=args.seed,
                        limit=args.limit, shard_size=args.shard_size, png=args.png, overwrite=args.overwrite,
-                       classes_subset=args.classes, batch_size=args.batch_size, progress=not args.quiet)
+                       classes_subset=args.classes, batch_size=args.batch_size, progress=not args.quiet,
+                       masks=_mask_options(args), overrides=_overrides(args))
     totals = summary(args.out)
     for name in reports:
         t = totals.get(name, {})
@@ -57,6 +58,51 @@ def _generate(args) -> int:
             print(f"  skipped {s['image_id']}: {s['reason']}")
     print(f"wrote {args.out}/README.md; load with datasets.load_dataset({str(args.out)!r}, CONFIG)")
     return 0
+
+
+def _overrides(args) -> dict:
+    """`--set KEY=VALUE` (JSON values, else strings) and `--weights X` as config parameter overrides."""
+    import json
+
+    out = {}
+    for item in args.set or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise KeyError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    if args.weights:
+        out["weights"] = args.weights
+    return out
+
+
+def _convert_whitebox(args) -> int:
+    from .shifts.whitebox_convert import LICENSE_NOTE, BadCheckpoint, convert_checkpoint
+
+    try:
+        print(f"wrote {convert_checkpoint(args.index, args.out)}\n{LICENSE_NOTE}")
+    except BadCheckpoint as exc:
+        print(f"shift-hub: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _push(args) -> int:
+    from .hub.push import push
+
+    push(args.dir, args.repo_id, configs=args.configs, private=args.private, revision=args.revision,
+         dry_run=args.dry_run)
+    return 0
+
+
+def _mask_options(args):
+    """How configs needing masks (the XImageNet-12 backgrounds) get them; see shift_hub/masks.py."""
+    from .masks import MaskOptions
+
+    return MaskOptions(polygons=args.polygons, model=args.mask_model, model_labels=tuple(args.mask_label or ()),
+                       grabcut_max_side=args.grabcut_max_side, inpaint_model=args.inpaint_model)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,18 +128,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", action="store_true", help="store lossless PNG instead of each config's JPEG")
     p.add_argument("--overwrite", action="store_true", help="replace shards made with other settings")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--weights", metavar="PATH_OR_REPO",
+                   help="weights for configs that take them (cartoon: a .safetensors, the converted folder, or a Hub repo id)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config parameter, e.g. --set pattern=/path/pattern-I.jpg (recorded in the card)")
+    p.add_argument("--polygons", metavar="DIR", help="object masks for the ximagenet12 configs: LabelMe / V7 / "
+                   "COCO polygon JSON or mask PNGs named after the image ids (preferred over boxes)")
+    p.add_argument("--mask-model", metavar="ID_OR_PATH",
+                   help="transformers image-segmentation checkpoint making masks where no polygons exist")
+    p.add_argument("--mask-label", action="append", metavar="LABEL",
+                   help="segment label(s) of --mask-model kept as the object (default: its largest foreground)")
+    p.add_argument("--grabcut-max-side", type=int, metavar="PX",
+                   help="run GrabCut (masks from boxes) on a copy at most PX on its longer side; default: full size")
+    p.add_argument("--inpaint-model", metavar="ID_OR_PATH",
+                   help="SDXL inpainting pipeline for ai_bg: a downloaded Hub id or a local folder")
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("convert-whitebox", help="convert the official White-box Cartoonization checkpoint "
+                       "(model-33999.index + .data-00000-of-00001) to safetensors for the `cartoon` config")
+    p.add_argument("index", help="path to model-33999.index (the .data file must sit beside it)")
+    p.add_argument("--out", help="output .safetensors (default: where `cartoon` looks when $SHIFT_HUB_WHITEBOX is unset)")
+    p.set_defaults(func=_convert_whitebox)
+
+    from .evaluate.command import add_evaluate_parser
+
+    add_evaluate_parser(sub)
+
+    p = sub.add_parser("push", help="upload generated configs and their card to a Hub dataset repo")
+    p.add_argument("dir", metavar="DIR", help="a folder written by `shift-hub generate`")
+    p.add_argument("repo_id", metavar="REPO_ID", help="e.g. my-org/shift_hub")
+    p.add_argument("--configs", nargs="+", metavar="CONFIG", help="configs or groups to push (default: all in DIR)")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    p.add_argument("--revision", help="branch to push to (created from main if missing)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, upload nothing")
+    p.set_defaults(func=_push)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .generate import GenerationError
+    from .hub.cards import CardError
+    from .hub.push import PushError
     from .sources import SourceError
 
     try:
         return args.func(args)
-    except (SourceError, GenerationError, KeyError, FileNotFoundError) as exc:
+    except (SourceError, GenerationError, PushError, CardError, KeyError, FileNotFoundError) as exc:
         print(f"shift-hub: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
 

@@ -7,6 +7,7 @@ duplicated; a shard made with other settings is never silently mixed in or overw
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -99,6 +100,7 @@ class ShardJob:
     fingerprint: str
     source_name: str
     batch_size: int = 16
+    masks: object = None  # masks.MaskContext for configs that need MASKS
 
     @property
     def config(self) -> str:
@@ -120,14 +122,20 @@ def iter_rows(job: ShardJob, source: Source, report: ConfigReport, progress=None
     """The rows of one shard in plan order; bad images go to `report` instead of stopping the run."""
     spec = job.spec
     if spec.batched:
-        model = spec.load_fn()(**spec.params)
+        from . import masks
+
+        model = spec.load_fn()(**masks.batched_params(spec, job.masks))
         for start in range(0, len(job.examples), job.batch_size):
             chunk = job.examples[start : start + job.batch_size]
             decoded = [(ex, _decode(source, ex, report, spec)) for ex in chunk]
-            decoded = [(ex, imaging.apply_geometry(a, spec.geometry)) for ex, a in decoded if a is not None]
-            rngs = [generator(job.seed, spec.name, ex.image_id) for ex, _ in decoded]
-            outs = model([a for _, a in decoded], rngs) if decoded else []
-            for (ex, _), out in zip(decoded, outs):
+            decoded = [(ex, a, _batched_extra(job, source, ex, a, report)) for ex, a in decoded if a is not None]
+            decoded = [(ex, imaging.apply_geometry(a, spec.geometry), x) for ex, a, x in decoded if x is not None]
+            rngs = [generator(job.seed, spec.name, ex.image_id) for ex, _, _ in decoded]
+            kwargs = {}
+            if MASKS in spec.needs:
+                kwargs = {"masks": [x["mask"] for _, _, x in decoded], "labels": [ex.labels for ex, _, _ in decoded]}
+            outs = model([a for _, a, _ in decoded], rngs, **kwargs) if decoded else []
+            for (ex, _, _), out in zip(decoded, outs):
                 yield _row(spec, ex, imaging.encode(np.ascontiguousarray(out), job.encoding), job.encoding)
             if progress:
                 progress(len(chunk))
@@ -136,7 +144,7 @@ def iter_rows(job: ShardJob, source: Source, report: ConfigReport, progress=None
         arr = _decode(source, ex, report, spec)
         if arr is not None:
             try:
-                data = shift_image(spec, arr, job.seed, ex.image_id, job.encoding, **_extra_inputs(spec, ex))
+                data = shift_image(spec, arr, job.seed, ex.image_id, job.encoding, **_extra_inputs(job, source, ex, arr))
             except imaging.BadImage as exc:
                 report.skipped.append({"image_id": ex.image_id, "reason": str(exc)})
             else:
@@ -153,11 +161,22 @@ def run_shard(job: ShardJob, source: Source, progress=None) -> ConfigReport:
     return report
 
 
-def _extra_inputs(spec: ShiftSpec, example: Example) -> dict:
-    """Per-image inputs beyond the pixels that some families need (object boxes for masks)."""
-    if MASKS in spec.needs:
-        return {"boxes": example.boxes}
+def _extra_inputs(job: ShardJob, source: Source, example: Example, decoded: np.ndarray) -> dict:
+    """Per-image inputs beyond the pixels that some families need: the object mask (computed once per source
+    image, cached, then through the config's geometry) and, for rand_bg, a background provider."""
+    if MASKS in job.spec.needs:
+        from . import masks
+
+        return masks.extra_inputs(job.spec, job.masks, source, example, decoded)
     return {}
+
+
+def _batched_extra(job: ShardJob, source: Source, example: Example, decoded: np.ndarray, report: ConfigReport):
+    try:
+        return _extra_inputs(job, source, example, decoded)
+    except imaging.BadImage as exc:  # includes masks.MaskUnavailable
+        report.skipped.append({"image_id": example.image_id, "reason": str(exc)})
+        return None
 
 
 def _write_shard(job: ShardJob, rows: list[dict], report: ConfigReport) -> None:
@@ -169,6 +188,8 @@ def _write_shard(job: ShardJob, rows: list[dict], report: ConfigReport) -> None:
         "shift_hub_version": __version__, "config": job.config, "seed": job.seed, "fingerprint": job.fingerprint,
         "shard": job.index, "num_shards": job.count, "planned": len(job.examples), "written": len(rows),
         "source": job.source_name, "encoding": asdict(job.encoding),
+        "params": json.loads(json.dumps(dict(job.spec.params), default=str)),
+        "masks": job.masks.options.fields() if job.masks is not None else None,  # how masks were made
         "ids_sha256": hashlib.sha256("\n".join(e.image_id for e in job.examples).encode()).hexdigest(),
         "skipped": report.skipped, "converted": report.converted,
     }
@@ -176,6 +197,7 @@ def _write_shard(job: ShardJob, rows: list[dict], report: ConfigReport) -> None:
     columns = {name: [r[name] for r in rows] for name in schema.names}
     table = pa.Table.from_pydict(columns, schema=schema)
     path = Path(job.path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # only now: a run that fails first leaves no empty config dir
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp, row_group_size=100)
     os.replace(tmp, path)
@@ -211,10 +233,12 @@ def plan_examples(source: Source, limit: int | None = None, classes_subset: str 
     return examples
 
 
-def fingerprint(spec: ShiftSpec, seed: int, encoding: Encoding, examples: Iterable[Example]) -> str:
+def fingerprint(spec: ShiftSpec, seed: int, encoding: Encoding, examples: Iterable[Example], extra: str = "") -> str:
     h = hashlib.sha256()
     settings = {"config": spec.name, "fn": spec.fn, "params": repr(sorted(spec.params.items())),
                 "geometry": asdict(spec.geometry), "encoding": asdict(encoding), "seed": seed, "version": __version__}
+    if extra:  # e.g. how masks were made
+        settings["extra"] = extra
     h.update(json.dumps(settings, sort_keys=True).encode())
     for e in examples:
         h.update(f"\n{e.image_id}\t{e.labels}\t{e.boxes}".encode())
@@ -226,20 +250,23 @@ def shard_name(index: int, count: int) -> str:
 
 
 def plan_jobs(spec: ShiftSpec, examples: list[Example], out: Path, seed: int, encoding: Encoding,
-              shard_size: int, source_name: str, batch_size: int = 16) -> list[ShardJob]:
+              shard_size: int, source_name: str, batch_size: int = 16, masks=None) -> list[ShardJob]:
+    from .masks import fingerprint_extra, for_spec
+
+    masks = for_spec(spec, masks) if MASKS in spec.needs else None
+    extra = fingerprint_extra(spec, masks)
     count = max(1, math.ceil(len(examples) / shard_size))
     jobs = []
     for i in range(count):
         chunk = tuple(examples[i * shard_size : (i + 1) * shard_size])
         jobs.append(ShardJob(spec, i, count, chunk, seed, encoding, str(out / spec.name / shard_name(i, count)),
-                             fingerprint(spec, seed, encoding, chunk), source_name, batch_size))
+                             fingerprint(spec, seed, encoding, chunk, extra), source_name, batch_size, masks))
     return jobs
 
 
 def _pending(jobs: list[ShardJob], overwrite: bool) -> list[ShardJob]:
     """Jobs still to run; refuses to mix shards made with other settings unless told to replace them."""
     config_dir = Path(jobs[0].path).parent
-    config_dir.mkdir(parents=True, exist_ok=True)
     for stale in config_dir.glob(".*.tmp-*"):
         stale.unlink()  # a killed writer's partial file: never renamed, so never visible
     planned = {Path(j.path).name for j in jobs}
@@ -262,19 +289,41 @@ def _run_job(job: ShardJob, source: Source) -> ConfigReport:
     return run_shard(job, source)
 
 
+def _single_threaded_worker() -> None:
+    """One BLAS/OpenMP/OpenCV thread per worker process: N workers use N cores, not N x cores."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _distributed_state():
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        import torch
         from accelerate import PartialState
 
-        return PartialState()
+        # without cpu=True accelerate ignores a torchrun launch on a machine with no GPU (every process alone)
+        cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+        state = PartialState(cpu=cpu)
+        if state.num_processes != world:
+            raise GenerationError(f"WORLD_SIZE={world} but accelerate sees {state.num_processes} process(es): "
+                                  "launch with `accelerate launch --multi_gpu` or `torchrun --nproc_per_node N`")
+        return state
     return None
 
 
 def generate(configs: list[str], source: Source | str = "samples", out: str | Path = "shift_hub_data",
              num_proc: int = 1, seed: int = 0, limit: int | None = None, shard_size: int = DEFAULT_SHARD_SIZE,
              png: bool = False, overwrite: bool = False, classes_subset: str | None = None,
-             batch_size: int = 16, progress: bool = True, card: bool = True) -> dict[str, ConfigReport]:
-    """Write each config as parquet shards under OUT/<config>/ and (re)write OUT/README.md."""
+             batch_size: int = 16, progress: bool = True, card: bool = True,
+             masks=None, overrides: dict | None = None) -> dict[str, ConfigReport]:
+    """Write each config as parquet shards under OUT/<config>/ and (re)write OUT/README.md.
+
+    `masks` (a `shift_hub.masks.MaskOptions`) says how configs that need MASKS get their object masks;
+    they are computed once per source image into OUT/.masks/ before any config runs.
+    """
     from tqdm.auto import tqdm
 
     from .registry import expand
@@ -282,15 +331,19 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
     if isinstance(source, str):
         source = open_source(source)
     out = Path(out)
-    specs = [get(name) for name in expand(configs)]
+    specs = with_overrides([get(name) for name in expand(configs)], overrides or {})
     examples = plan_examples(source, limit, classes_subset)
     state = _distributed_state()
+    mask_context = _mask_context(specs, examples, source, out, masks)
     jobs: list[ShardJob] = []
     for spec in specs:
         encoding = Encoding(format="PNG", quality=None) if png else spec.encoding
         if spec.channels == 4 and encoding.format != "PNG":
             encoding = Encoding(format="PNG", quality=None)
-        config_jobs = plan_jobs(spec, examples, out, seed, encoding, shard_size, source.describe(), batch_size)
+        # the shard plan never depends on the process count, so a run resumes under any launch;
+        # with few images per GPU, lower --shard-size so every process gets work
+        config_jobs = plan_jobs(spec, examples, out, seed, encoding, shard_size, source.describe(), batch_size,
+                                mask_context)
         if state is None or state.is_main_process:
             config_jobs = _pending(config_jobs, overwrite)
         if state is not None:
@@ -298,6 +351,11 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
             config_jobs = [j for j in config_jobs if not Path(j.path).exists()]
         jobs.extend(config_jobs)
 
+    if mask_context is not None:
+        from .masks import precompute
+
+        needing = {e.image_id: e for j in jobs if MASKS in j.spec.needs for e in j.examples}
+        precompute(mask_context, source, list(needing.values()), num_proc, state)
     reports = {spec.name: ConfigReport(spec.name) for spec in specs}
     total = sum(len(j.examples) for j in jobs)
     bar = tqdm(total=total, unit="img", desc="generate", disable=not progress or (state is not None and not state.is_main_process))
@@ -310,7 +368,8 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
         for job in jobs:
             _merge(reports[job.config], run_shard(job, source, bar.update))
     else:
-        with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"),
+                                 initializer=_single_threaded_worker) as pool:
             futures = {pool.submit(_run_job, job, source): job for job in jobs}
             for fut in as_completed(futures):
                 _merge(reports[futures[fut].config], fut.result())
@@ -321,6 +380,35 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
 
         write_card(out)
     return reports
+
+
+def _mask_context(specs: list[ShiftSpec], examples: list[Example], source: Source, out: Path, options):
+    """The masks context when some config needs MASKS; fails (nothing written) when none could be made."""
+    needing = [s for s in specs if MASKS in s.needs]
+    if not needing:
+        return None
+    from . import masks
+    from .shifts.ximagenet import WeightsMissing
+
+    options = options or masks.MaskOptions()
+    try:
+        masks.preflight(needing, examples, options, source.describe())
+    except (masks.MaskUnavailable, WeightsMissing) as exc:
+        raise GenerationError(str(exc)) from None
+    return masks.MaskContext(options, str(out / ".masks"), source.describe(), tuple(examples))
+
+
+def with_overrides(specs: list[ShiftSpec], overrides: dict) -> list[ShiftSpec]:
+    """Specs with parameters replaced (e.g. `weights`, `pattern`); each key must belong to some chosen config.
+
+    The changed parameters enter the shard fingerprint and footer, so the card shows what was used.
+    """
+    unused = set(overrides) - {k for spec in specs for k in spec.params}
+    if unused:
+        raise GenerationError(f"parameter(s) {sorted(unused)} are not parameters of {[s.name for s in specs]}; "
+                              "`shift-hub list` and the registry show each config's parameters")
+    return [dataclasses.replace(spec, params={**spec.params, **{k: v for k, v in overrides.items() if k in spec.params}})
+            for spec in specs]
 
 
 def _merge(into: ConfigReport, part: ConfigReport) -> None:
@@ -336,7 +424,8 @@ def summary(out: str | Path) -> dict[str, dict]:
         meta = shard_metadata(path)
         s = result.setdefault(meta["config"], {"shards": 0, "written": 0, "skipped": [], "converted": [],
                                                 "seed": meta["seed"], "source": meta["source"],
-                                                "encoding": meta["encoding"], "version": meta["shift_hub_version"]})
+                                                "encoding": meta["encoding"], "version": meta["shift_hub_version"],
+                                                "params": meta.get("params", {})})
         s["shards"] += 1
         s["written"] += meta["written"]
         s["skipped"] += meta["skipped"]

@@ -112,8 +112,363 @@ _CLEAN = [
     ),
 ]
 
+# ---- ImageNet-C (issue 4): 15 corruptions + 4 extras x 5 severities --------------------------------
+# Functions and parameter tables: shift_hub/shifts/corruptions.py. Fidelity: tests/test_corruptions.py.
+
+IMAGENET_C_BIBTEX = """@inproceedings{hendrycks2019benchmarking,
+  title={Benchmarking Neural Network Robustness to Common Corruptions and Perturbations},
+  author={Hendrycks, Dan and Dietterich, Thomas},
+  booktitle={International Conference on Learning Representations},
+  year={2019}
+}"""
+IMAGENET_C_ENCODING = Encoding(quality=85, optimize=True)  # make_imagenet_c.py: save(quality=85, optimize=True)
+_IC_RANDOM = ("Random draws come from the per-image generator (seed, config, image id) instead of the original's "
+              "global MT19937 stream, in the original's order, shapes and distributions: the pattern differs per "
+              "image, its law does not (replaying the original's own draws reproduces its output, tested).")
+_IC_MAGICK = ("The original ran ImageMagick's MotionBlurImage through Wand; this restates it in NumPy (taps, "
+              "weights, edge replication, Q16 rounding then 8-bit truncation), no ImageMagick at run time: "
+              "identical to Wand 0.7.2 / ImageMagick 6.9.11-60 Q16 on the fixture image at all five severities "
+              "with the same draws. imagecorruptions 1.1.2 re-implements the kernel but truncates the unrounded "
+              "sum (0.1-0.3% of values one grey level lower).")
+# name: (group, title, what it does, deviation from the published data or from imagecorruptions 1.1.2)
+IMAGENET_C_CORRUPTIONS: dict[str, tuple[str, str, str, str | None]] = {
+    "gaussian_noise": ("imagenet_c", "Gaussian noise", "additive Gaussian noise", _IC_RANDOM),
+    "shot_noise": ("imagenet_c", "Shot noise", "Poisson (photon-count) noise", _IC_RANDOM),
+    "impulse_noise": ("imagenet_c", "Impulse noise", "salt-and-pepper noise (skimage random_noise 's&p')", _IC_RANDOM),
+    "defocus_blur": ("imagenet_c", "Defocus blur", "convolution with an anti-aliased disk", None),
+    "glass_blur": ("imagenet_c", "Glass blur", "Gaussian blur, local pixel shuffling, Gaussian blur again",
+                   _IC_RANDOM + " The original's 'swap' is a one-way copy (NumPy view aliasing); kept, in the "
+                   "same sequential order, computed without the per-pixel Python loop."),
+    "motion_blur": ("imagenet_c", "Motion blur", "one-sided motion blur at a random angle in [-45, 45] degrees",
+                    _IC_RANDOM + " " + _IC_MAGICK),
+    "zoom_blur": ("imagenet_c", "Zoom blur", "average of centre zooms (scipy zoom, order 1)", None),
+    "snow": ("imagenet_c", "Snow", "motion-blurred snow flakes over a brightened image",
+             _IC_RANDOM + " " + _IC_MAGICK + " Unlike imagecorruptions, the flake layer is "
+             "cast to 8 bits before the blur, as the original's PNG round trip did."),
+    "frost": ("imagenet_c", "Frost", "a random crop of a frost photograph blended over the image",
+              _IC_RANDOM + " Quirk kept: only the first five of the six photographs are ever drawn (randint(5)). "
+              "imagecorruptions 1.1.2 rescales the photograph by 1.1 (bicubic) before cropping; the original, and "
+              "this, crops it unscaled (photographs are only scaled up for images larger than them, never at 224)."),
+    "fog": ("imagenet_c", "Fog", "plasma-fractal (diamond-square) fog", _IC_RANDOM),
+    "brightness": ("imagenet_c", "Brightness", "HSV value raised", None),
+    "contrast": ("imagenet_c", "Contrast", "values pulled towards the per-channel means", None),
+    "elastic_transform": ("imagenet_c", "Elastic transform", "random affine warp, then smooth elastic displacement",
+                          _IC_RANDOM + " Parameters follow make_imagenet_c.py (the '244' table with its random "
+                          "affine step); imagecorruptions 1.1.2 uses a different table (no affine, sigma 1% of the "
+                          "side, alpha 12.5-30). The affine warp reproduces OpenCV 3/4's fixed-point warpAffine "
+                          "(1/32-pixel table weights) on any OpenCV, since OpenCV 5 changed it."),
+    "pixelate": ("imagenet_c", "Pixelate", "BOX downsampling then BOX upsampling",
+                 "None from the published data; imagecorruptions 1.1.2 upsamples with NEAREST, the original "
+                 "(and this) with BOX."),
+    "jpeg_compression": ("imagenet_c", "JPEG compression", "JPEG re-encoding at quality 25-7",
+                         "Encoded by the installed Pillow/libjpeg-turbo, which may differ from the 2018 build's "
+                         "quantisation at the margins."),
+    "speckle_noise": ("imagenet_c_extra", "Speckle noise", "multiplicative Gaussian noise", _IC_RANDOM),
+    "gaussian_blur": ("imagenet_c_extra", "Gaussian blur", "Gaussian blur (skimage.filters.gaussian)", None),
+    "spatter": ("imagenet_c_extra", "Spatter", "water drops (severities 1-3) or mud splashes (4-5)", _IC_RANDOM),
+    "saturate": ("imagenet_c_extra", "Saturate", "HSV saturation scaled and shifted", None),
+}
+
+
+def _imagenet_c() -> list[ShiftSpec]:
+    specs = []
+    for name, (group, title, what, deviation) in IMAGENET_C_CORRUPTIONS.items():
+        where = "the 15 ImageNet-C corruptions" if group == "imagenet_c" else "the 4 extra ImageNet-C corruptions"
+        for severity in range(1, 6):
+            specs.append(ShiftSpec(
+                name=f"{name}_{severity}",
+                family="corruptions",
+                fn=f"shift_hub.shifts.corruptions:{name}",
+                description=f"ImageNet-C {title}, severity {severity} of 5 ({where}): {what}. Resize 256, centre "
+                "crop 224, corrupt, JPEG quality 85, with make_imagenet_c.py's parameters.",
+                citation=IMAGENET_C_BIBTEX,
+                params={"severity": severity},
+                severity=severity,
+                geometry=STANDARD,
+                encoding=IMAGENET_C_ENCODING,
+                group=group,
+                deviation=deviation,
+            ))
+    return specs
+
+
+_IMAGENET_C = _imagenet_c()
+
+# --- cartoon family (issue 7): ImageNet-Cartoon's White-box generator, and a weight-free look-alike ---
+_CARTOON_BIBTEX = """@inproceedings{salvador2022imagenetcartoon,
+  title={ImageNet-Cartoon and ImageNet-Drawing: two domain shift datasets for ImageNet},
+  author={Salvador, Tiago and Oberman, Adam M.},
+  booktitle={ICML 2022 Workshop on Shift Happens},
+  year={2022}
+}
+@inproceedings{wang2020whitebox,
+  title={Learning to Cartoonize Using White-box Cartoon Representations},
+  author={Wang, Xinrui and Yu, Jinze},
+  booktitle={IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages={8090--8099},
+  year={2020}
+}"""
+
+_CARTOON = [
+    ShiftSpec(
+        name="cartoon",
+        family="cartoon",
+        fn="shift_hub.shifts.cartoon:cartoon",
+        description="ImageNet-Cartoon: each image cartoonized by the White-box Cartoonization generator "
+        "(official checkpoint model-33999, run in torch) and its guided filter (r 1, eps 5e-3), on BGR in "
+        "[-1, 1], output clipped to uint8.",
+        citation=_CARTOON_BIBTEX,
+        params={"weights": None},  # None: $SHIFT_HUB_WHITEBOX, else the file `shift-hub convert-whitebox` writes
+        geometry=Geometry(max_shorter=720, crop_multiple=8),
+        encoding=Encoding(quality=95),
+        needs=frozenset({GPU, WEIGHTS}),
+        batched=True,
+        deviation="Same network, weights and preprocessing, run in torch instead of TF 1.12 (half precision on "
+        "CUDA), so pixels can differ by rounding; JPEG written by PIL instead of cv2.imwrite (both libjpeg, "
+        "quality 95). The weights are CC BY-NC-SA 4.0: the generated data inherits non-commercial, "
+        "share-alike terms.",
+    ),
+    ShiftSpec(
+        name="cartoon_classic",
+        family="cartoon",
+        fn="shift_hub.shifts.cartoon_classic:cartoon_classic",
+        description="A weight-free cartoon from White-box Cartoonization's hand-made representations: a "
+        "self-guided-filter surface blended with Felzenszwalb superpixels in adaptive colours, with dark "
+        "contours where the superpixel colours jump.",
+        citation=_CARTOON_BIBTEX,
+        geometry=FULL,
+        encoding=Encoding(quality=95),
+        deviation="Not ImageNet-Cartoon: no trained generator is involved. It borrows the representations "
+        "White-box trains towards, so it resembles but does not reproduce ImageNet-Cartoon; use `cartoon` "
+        "(needs the official weights) for the published dataset.",
+    ),
+]
+
+# ---- drawing (ImageNet-Drawing) and toon (ToonNet): issue 5 -----------------------------------------
+
+PENCIL_BIBTEX = """@inproceedings{lu2012combining,
+  title={Combining Sketch and Tone for Pencil Drawing Production},
+  author={Lu, Cewu and Xu, Li and Jia, Jiaya},
+  booktitle={International Symposium on Non-Photorealistic Animation and Rendering (NPAR)},
+  pages={65--73}, year={2012}
+}
+@inproceedings{salvador2022imagenetcartoon,
+  title={ImageNet-Cartoon and ImageNet-Drawing: two domain shift datasets for ImageNet},
+  author={Salvador, Tiago and Oberman, Adam M.},
+  booktitle={ICML 2022 Shift Happens Workshop},
+  year={2022}
+}"""
+
+TOONNET_BIBTEX = """@inproceedings{zhou2018toonnet,
+  title={ToonNet: a cartoon image dataset and a DNN-based semantic classification system},
+  author={Zhou, Yanqing and Jin, Yongxu and Luo, Anqi and Chan, Szeyu and Xiao, Xiangyun and Yang, Xubo},
+  booktitle={Proceedings of the 16th ACM SIGGRAPH International Conference on Virtual-Reality Continuum and its Applications in Industry (VRCAI)},
+  year={2018}, doi={10.1145/3284398.3284403}
+}"""
+
+_PENCIL_CALL = dict(
+    kernel_size=8, stroke_width=0, directions=8, gradient="sobel", w_group=2,
+    stroke_darkness=2.0, tone_darkness=1.5, smoothness="port", lam=0.2,
+)
+_PENCIL_HOW = (
+    "Colour pencil drawing of Lu, Xu & Jia (NPAR 2012) as imagenet-shift made ImageNet-Drawing with the "
+    "image2pencil-drawing port, at full resolution: only Y of YUV is redrawn, as stroke map squared times "
+    "texture (pencil pattern stretched to the image, beta solved with lambda 0.2, raised to 1.5), chroma "
+    "kept, clipped to [0, 1], JPEG quality 95. Stroke map: 5x5 Sobel magnitude of Y, 17x17 line kernel in "
+    "8 directions (the call's stroke_width=1 never took effect in the port, so lines are 1 px: "
+    "stroke_width=0 here). Tone: the port's weight group 2 (bright 2, mild 22, dark 76 x 0.01), "
+    "sigma_b 9, u_a 105, u_b 225, mu_d 90, sigma_d 11, histogram matching with the port's quirks. The "
+    "texture system is the port's (lambda (I + D D^T), D a 1-pixel forward difference along rows), solved "
+    "exactly; smoothness='paper' gives the paper's 2-D gradient. Matches a literal re-run of the port "
+    "(bench/pencil_reference.py) to within 1 grey level."
+)
+_PENCIL_VARIANTS = [  # (config, pattern file, dataset it regenerates)
+    ("drawing_pattern_i", "drawing-pattern-I.jpg", "ImageNet-Drawing"),
+    ("drawing_pattern_ii", "drawing-pattern-II.jpg", "ImageNet-Drawing-II"),
+    ("drawing_pattern_iii", "drawing-pattern-III.png", "ImageNet-Drawing-III"),
+    ("drawing_pattern_iv", "drawing-pattern-IV.jpg", "ImageNet-Drawing-IV"),
+]
+
+_DRAWING = [
+    ShiftSpec(
+        name="drawing",
+        family="drawing",
+        fn="shift_hub.shifts.drawing:pencil_drawing",
+        description="ImageNet-Drawing's pipeline with a SYNTHETIC pencil texture (the published patterns "
+        "cannot ship). " + _PENCIL_HOW + " Pass `pattern` (a path) to use a real pattern file, or use the "
+        "drawing_pattern_* configs.",
+        citation=PENCIL_BIBTEX,
+        params=dict(pattern=None, **_PENCIL_CALL),
+        geometry=FULL,
+        encoding=Encoding(quality=95),
+        deviation="Not the published ImageNet-Drawing: the pencil texture is synthesised deterministically "
+        "(fixed seed; strokes and paper grain matched to pattern I's mean 0.676 and spread 0.073) instead "
+        "of imagenet-shift's pattern I photograph, so textures differ pixel for pixel while strokes, tone "
+        "and colour follow the published pipeline. Flat or near-black images, where the port wrote NaN, "
+        "get no strokes / a floored tone instead.",
+    ),
+    *[
+        ShiftSpec(
+            name=name,
+            family="drawing",
+            fn="shift_hub.shifts.drawing:pencil_drawing",
+            description=f"{dataset}: " + _PENCIL_HOW + f" Pattern {file}, which the package cannot ship: "
+            "put imagenet-shift's src-imagenet-drawing/drawing-patterns folder (from "
+            "taldatech/image2pencil-drawing) in $SHIFT_HUB_DRAWING_PATTERNS.",
+            citation=PENCIL_BIBTEX,
+            params=dict(pattern=file, **_PENCIL_CALL),
+            geometry=FULL,
+            encoding=Encoding(quality=95),
+            needs=frozenset({WEIGHTS}),  # an external file, like model weights: not in `all-cpu`
+            group="imagenet_drawing",
+            deviation="Pixels can differ by 1 grey level from a run of the port where its CG stopped at "
+            "tolerance 1e-6 (we solve exactly); images are decoded with PIL rather than OpenCV.",
+        )
+        for name, file, dataset in _PENCIL_VARIANTS
+    ],
+]
+
+_TOON = [
+    ShiftSpec(
+        name="toon_handdrawn",
+        family="toon",
+        fn="shift_hub.shifts.toon:toon_handdrawn",
+        description="ToonNet's hand-drawing stylization filter (Zhou et al., VRCAI 2018) at full resolution: "
+        "SLIC superpixels on colour and location (one per ~900 px, compactness 12; segmented on a copy at most "
+        "1024 px long), each filled with a "
+        "synthetic greyscale pencil hatching rotated by a random angle (per-image rng), the hatching darkened "
+        "to the pixel's lightness, segment borders drawn as pencil outlines (strength 0.35), and the "
+        "segment's mean chroma mapped back onto the pencil luminance. JPEG quality 95.",
+        citation=TOONNET_BIBTEX,
+        params=dict(
+            segment_area=900, compactness=12.0, max_segments=4000, segment_max_side=1024, outline_strength=0.35,
+            chroma_strength=1.0,
+        ),
+        geometry=FULL,
+        encoding=Encoding(quality=95),
+        group="toonnet",
+        deviation="ToonNet published neither code, parameters nor its stylised images: the segmentation, "
+        "texture, tone mapping and every number here are our choices following the paper's description. "
+        "ToonNet's 3-D routes (cel-shaded 3-D model renders, MagicToon 2D-3D-2D) are out of scope.",
+    ),
+    ShiftSpec(
+        name="toon_ius",
+        family="toon",
+        fn="shift_hub.shifts.toon:toon_ius",
+        description="ToonNet's Inputs Unified Stylization (Zhou et al., VRCAI 2018) at full resolution "
+        "(filtered at most 1024 px on the long side, scaled back nearest): mean-shift filtering (spatial 8, "
+        "colour 24), HSV masks for background (S < 40 and V > 205 of 255: painted white) and outlines "
+        "(V < 48: black), then regions grown breadth-first from the most saturated unassigned pixel over "
+        "4-neighbours of close hue (12 degrees, value within 40), or close value (28) for grey seeds, light "
+        "unmasked pixels (V >= 190) joining any region; each region takes its mean filtered colour. "
+        "Deterministic. JPEG quality 95.",
+        citation=TOONNET_BIBTEX,
+        params=dict(
+            work_max_side=1024, spatial_radius=8, colour_radius=24, background_max_saturation=40,
+            background_min_value=205, outline_max_value=48, chromatic_min_saturation=40, hue_tolerance=6,
+            value_band=40, value_tolerance=28, light_min_value=190, max_regions=600, region_colour="mean",
+        ),
+        geometry=FULL,
+        encoding=Encoding(quality=95),
+        group="toonnet",
+        deviation="ToonNet published neither code nor parameters: thresholds, mean-shift radii, the value "
+        "band that keeps light and shade apart, the region colour (mean rather than the seed's) and the "
+        "working-size cap are our choices following the paper's description. ToonNet's 3-D routes are out "
+        "of scope.",
+    ),
+]
+
+# ---- XImageNet-12 backgrounds (issue 6): the object kept, the background changed ----------------------
+# Functions: shift_hub/shifts/ximagenet.py; masks: shift_hub/masks.py. Tests: tests/test_ximagenet.py.
+XIMAGENET12_BIBTEX = """@inproceedings{li2024ximagenet,
+  title={{XIMAGENET}-12: An Explainable Visual Benchmark Dataset for Model Robustness Evaluation},
+  author={Li, Qiang and Zhang, Dan and Lei, Shengzhao and Zhao, Xun and Li, WeiWei and Kamnoedboon, Porawit and Dong, Junhao and Li, Shuyan},
+  booktitle={Synthetic Data for Computer Vision Workshop @ CVPR 2024},
+  year={2024},
+  url={https://openreview.net/forum?id=4tbbxtGwou}
+}"""
+
+_XIMAGENET_MASKS = ("The object mask comes from polygon annotations (--polygons: LabelMe / V7 / COCO JSON or "
+                    "mask PNGs, as XImageNet-12's own masks were drawn), a segmentation model (--mask-model), or "
+                    "the ILSVRC boxes refined by OpenCV GrabCut (5 iterations, seeded per image)")
+_XIMAGENET_MASK_DEVIATION = ("XImageNet-12 used hand-drawn polygon masks; with ILSVRC boxes the mask is GrabCut's, "
+                             "a coarser object outline, unless polygons are given.")
+
+
+def _ximagenet12() -> list[ShiftSpec]:
+    fn = "shift_hub.shifts.ximagenet:"
+    common = dict(family="ximagenet", citation=XIMAGENET12_BIBTEX, geometry=FULL, encoding=Encoding(quality=95),
+                  needs=frozenset({MASKS}), group="ximagenet12")
+    hues = {"red": "[0,29] or [150,180] (one of the two ranges first, then a hue in it)", "green": "[30,89]",
+            "blue": "[90,149]"}
+    specs = [
+        ShiftSpec(name="blur_bg", fn=fn + "blur_bg", params=dict(ksize=15, sigma=3.0),
+                  description="Blurred background: the image blurred with a 15x15 Gaussian (sigma 3, OpenCV) "
+                  "outside the object mask, the object's pixels unchanged, at full resolution. " + _XIMAGENET_MASKS + ".",
+                  deviation=_XIMAGENET_MASK_DEVIATION, **common),
+        ShiftSpec(name="blur_obj", fn=fn + "blur_obj", params=dict(ksize=15, sigma=3.0),
+                  description="Blurred object: the object region replaced by the 15x15 Gaussian blur (sigma 3) "
+                  "of the whole image, the background unchanged. " + _XIMAGENET_MASKS + ".",
+                  deviation=_XIMAGENET_MASK_DEVIATION, **common),
+    ]
+    for color, text in hues.items():
+        specs.append(ShiftSpec(
+            name=f"color_bg_{color}", fn=fn + "color_bg", params=dict(color=color),
+            description=f"{color.capitalize()} background: in HSV (OpenCV, hue 0-180) the background's hue is set to "
+            f"one constant per image drawn from {text}, saturation and value kept; the object unchanged. "
+            + _XIMAGENET_MASKS + ".", deviation=_XIMAGENET_MASK_DEVIATION, **common))
+    specs += [
+        ShiftSpec(name="color_bg_grey", fn=fn + "color_bg", params=dict(color="grey"),
+                  description="Grey background: the background's HSV saturation set to 0 (each pixel becomes "
+                  "its HSV value, the maximum of R, G, B), the object unchanged. " + _XIMAGENET_MASKS + ".",
+                  deviation="XImageNet-12 reports a Color_grey scenario but its published code has no grey "
+                  "variant: this definition (saturation 0) is ours. " + _XIMAGENET_MASK_DEVIATION, **common),
+        ShiftSpec(name="seg_img", fn=fn + "seg_img",
+                  description="Segmented image: RGBA PNG whose alpha is 255 on the object and 0 on the "
+                  "background (RGB untouched underneath), as XImageNet-12's transparent images. "
+                  + _XIMAGENET_MASKS + ".", deviation=_XIMAGENET_MASK_DEVIATION, channels=4,
+                  **{**common, "encoding": PNG}),
+        ShiftSpec(name="seg_img_rgb", fn=fn + "seg_img_rgb",
+                  description="Segmented image on black: the object's pixels, everything else black (RGB), "
+                  "for models that take no alpha. " + _XIMAGENET_MASKS + ".",
+                  deviation="An RGB companion to seg_img; XImageNet-12 made such images as the input of its "
+                  "random-background step. " + _XIMAGENET_MASK_DEVIATION, **common),
+        ShiftSpec(name="rand_bg", fn=fn + "rand_bg", params=dict(composite="add"),
+                  description="Random real background: the object on black, resized (bilinear) to a photo "
+                  "of another class of the source drawn with the image's generator (class first, then image; "
+                  "the photo keeps its own object), and combined with cv2.addWeighted(bg, 1, fg, 1, 0), the "
+                  "saturating sum XImageNet-12 published. The output has the background photo's size. "
+                  + _XIMAGENET_MASKS + ".",
+                  deviation="XImageNet-12 took backgrounds from one fixed unrelated class folder; here they "
+                  "come from the other classes of the source being generated. composite='alpha' (not in the "
+                  "registry) pastes the object instead of adding it. " + _XIMAGENET_MASK_DEVIATION, **common),
+        ShiftSpec(name="ai_bg", fn=fn + "ai_bg",
+                  params=dict(model_id="diffusers/stable-diffusion-xl-1.0-inpainting-0.1", steps=30,
+                              guidance_scale=7.5, strength=0.99, resolution=1024),
+                  description="AI-generated background: everything outside the object mask regenerated by SDXL "
+                  "inpainting (diffusers StableDiffusionXLInpaintPipeline, diffusers/stable-diffusion-xl-1.0-"
+                  "inpainting-0.1 unless --inpaint-model says otherwise; 30 steps, guidance 7.5, strength 0.99) "
+                  "at the SDXL training size nearest the photo's aspect ratio (1024x1024, 1152x896, 1216x832, "
+                  "1344x768, 1536x640 or their transposes), resized back, the object's "
+                  "pixels pasted back unchanged. Prompt: 'a high-resolution photograph of a {class name} {scene}, "
+                  "natural lighting, sharp focus, realistic', the scene one of three per XImageNet-12 class "
+                  "(four generic ones otherwise; lists in shift_hub/shifts/ximagenet.py: SCENES), negative "
+                  "prompt 'text, watermark, logo, frame, border, cartoon, drawing, painting, blurry, low quality, "
+                  "deformed, extra {class name}, duplicate'. Per image the generator for (seed, config, image id) "
+                  "draws the scene index, then the diffusion seed (integers below 2**31-1) of a CPU torch "
+                  "Generator, so every prompt and seed is recoverable. " + _XIMAGENET_MASKS + ".",
+                  deviation="XImageNet-12 did not publish its prompts, model settings or seeds (it names SDXL and "
+                  "Stable Diffusion 1.5/2.0): the prompts, scenes and settings are ours. "
+                  + _XIMAGENET_MASK_DEVIATION, batched=True,
+                  **{**common, "needs": frozenset({MASKS, GPU, WEIGHTS})}),
+    ]
+    return specs
+
+
+_XIMAGENET12 = _ximagenet12()
+
 # Each family contributes its entries here; nothing else enumerates shifts.
-REGISTRY: dict[str, ShiftSpec] = {spec.name: spec for spec in [*_CLEAN]}
+REGISTRY: dict[str, ShiftSpec] = {spec.name: spec for spec in [*_CLEAN, *_IMAGENET_C, *_CARTOON, *_DRAWING, *_TOON, *_XIMAGENET12]}
 
 
 def get(name: str) -> ShiftSpec:
@@ -131,8 +486,13 @@ def groups() -> dict[str, list[str]]:
     return out
 
 
+def _severities_of(shift: str) -> list[str]:
+    return [s.name for s in REGISTRY.values() if s.severity is not None and s.name == f"{shift}_{s.severity}"]
+
+
 def expand(names: list[str]) -> list[str]:
-    """Config names, with group names (e.g. `imagenet_c`) and `all-cpu` expanded, order kept, no repeats."""
+    """Config names with groups (`imagenet_c`), bare shifts (`gaussian_noise` = its 5 severities) and `all-cpu`
+    expanded, order kept, no repeats."""
     out: list[str] = []
     grouped = groups()
     for name in names:
@@ -140,6 +500,8 @@ def expand(names: list[str]) -> list[str]:
             items = [s.name for s in REGISTRY.values() if not s.needs]
         elif name in grouped:
             items = grouped[name]
+        elif name not in REGISTRY and _severities_of(name):
+            items = _severities_of(name)
         else:
             items = [get(name).name]
         out.extend(i for i in items if i not in out)

@@ -209,3 +209,19 @@ def test_class_subset_and_empty_source_errors(tmp_path):
     with pytest.raises(SourceError, match="no images"):
         engine.generate(["clean"], "samples", tmp_path, classes_subset="ximagenet12", progress=False)
     assert cli.main(["generate", "clean", "--out", str(tmp_path), "--classes", "ximagenet12", "--quiet"]) == 2
+
+
+def test_parameter_overrides_are_checked_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from shift_hub.registry import REGISTRY, ShiftSpec
+
+    REGISTRY.setdefault("test_amount", ShiftSpec(name="test_amount", family="test", fn="test_generate:add_noise",
+                                                 description="test", citation="@misc{x}", params={"amount": 20}))
+    items = [("a", 1, jpeg_bytes(photo(0)))]
+    with pytest.raises(engine.GenerationError, match="not parameters"):
+        engine.generate(["test_amount"], ListSource(items), tmp_path, overrides={"weights": "x"}, progress=False)
+    engine.generate(["test_amount"], ListSource(items), tmp_path, overrides={"amount": 5}, progress=False)
+    (shard,) = (tmp_path / "test_amount").glob("*.parquet")
+    assert engine.shard_metadata(shard)["params"] == {"amount": 5}
+    with pytest.raises(engine.GenerationError, match="--overwrite"):  # other parameters, other fingerprint
+        engine.generate(["test_amount"], ListSource(items), tmp_path, progress=False)

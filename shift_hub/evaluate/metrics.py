@@ -1,0 +1,266 @@
+"""Scores computed from per-image results: plain numpy, so each is easy to check by hand.
+
+Definitions follow the papers that introduced them:
+- CE / mCE / relative mCE: Hendrycks & Dietterich (ICLR 2019), normalised by AlexNet.
+- ECE: 15 equal-mass bins over the top-1 confidence, as the ImageNet-Cartoon/Drawing paper
+  (Salvador & Oberman 2022, oberman-lab/imagenet-shift `metrics.py`) computed it.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+# AlexNet top-1 error on ImageNet-C, per corruption, averaged over the 5 severities
+# (Hendrycks & Dietterich 2019). The only hand-typed corruption list: the reference table itself.
+ALEXNET_ERRORS: dict[str, float] = {
+    "gaussian_noise": 0.886428,
+    "shot_noise": 0.894468,
+    "impulse_noise": 0.922640,
+    "defocus_blur": 0.819880,
+    "glass_blur": 0.826268,
+    "motion_blur": 0.785948,
+    "zoom_blur": 0.798360,
+    "snow": 0.866816,
+    "frost": 0.826572,
+    "fog": 0.819324,
+    "brightness": 0.564592,
+    "contrast": 0.853204,
+    "elastic_transform": 0.646056,
+    "pixelate": 0.717840,
+    "jpeg_compression": 0.606500,
+}
+ALEXNET_CLEAN_ERROR = 0.4348
+
+
+def topk_correct(scores: np.ndarray, targets: Sequence[Iterable[int]], k: int) -> np.ndarray:
+    """Boolean per row: is any of the row's valid classes among the k highest scores?
+
+    NaN scores (classes with no ImageNet counterpart) are never predicted.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    k = min(k, scores.shape[1])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.array([bool(set(t) & set(map(int, row))) for t, row in zip(targets, top)], dtype=bool)
+
+
+def accuracy(correct: Sequence[bool]) -> float:
+    correct = np.asarray(correct, dtype=bool)
+    if correct.size == 0:
+        return float("nan")
+    return float(correct.mean())
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], n_bins: int = 15) -> float:
+    """ECE with equal-mass bins: sort by confidence, cut into `n_bins` runs of (nearly) equal size,
+    and sum over bins |mean confidence - accuracy| weighted by the bin's share of samples.
+
+    The cut points are those of the imagenet-shift code: after sorting, bin 0 holds the first
+    int(linspace(0, n-1, n_bins+1)[1]) + 1 samples and bin i the samples from cut i to cut i+1,
+    where cut j = int(linspace(0, n-1, n_bins+1)[j]) + 1. Empty bins (only when n < n_bins) are
+    skipped, where the reference would return NaN.
+    """
+    conf = np.asarray(confidences, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    n = conf.size
+    if n == 0:
+        return float("nan")
+    order = np.argsort(conf, kind="quicksort")
+    conf, hit = conf[order], hit[order]
+    cuts = np.linspace(0, n - 1, n_bins + 1).astype(int) + 1
+    bounds = [0, *cuts[1:-1].tolist(), n]
+    ece = 0.0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if hi <= lo:
+            continue
+        ece += (hi - lo) / n * abs(conf[lo:hi].mean() - hit[lo:hi].mean())
+    return float(ece)
+
+
+def drop(accuracy_shift: float, accuracy_clean: float) -> dict[str, float]:
+    """Accuracy lost against `clean`: absolute (points of accuracy) and relative (share of clean)."""
+    absolute = accuracy_clean - accuracy_shift
+    relative = absolute / accuracy_clean if accuracy_clean > 0 else float("nan")
+    return {"abs": float(absolute), "rel": float(relative)}
+
+
+def corruption_errors(
+    errors: Mapping[tuple[str, int], float],
+    clean_error: float | None = None,
+    reference: Mapping[str, float] = ALEXNET_ERRORS,
+    reference_clean: float = ALEXNET_CLEAN_ERROR,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+) -> dict:
+    """CE, mCE and relative mCE from top-1 errors keyed by (corruption, severity).
+
+    CE_c = sum_s E_{s,c} / sum_s E^AlexNet_{s,c}; with AlexNet's errors given as averages over the
+    5 severities this is mean_s E_{s,c} / AlexNet_c. Relative CE_c = (mean_s E_{s,c} - E_clean) /
+    (AlexNet_c - AlexNet_clean). mCE averages CE over the reference corruptions present; it is marked
+    `complete` only when all 15 corruptions have all 5 severities, as the published figure needs.
+    Corruptions without an AlexNet reference keep their per-severity errors but no CE.
+    """
+    by_corruption: dict[str, dict[int, float]] = defaultdict(dict)
+    for (name, severity), err in errors.items():
+        by_corruption[name][int(severity)] = float(err)
+    per: dict[str, dict] = {}
+    ces, rel_ces = [], []
+    all_complete = True
+    for name, sev_err in sorted(by_corruption.items()):
+        mean_err = float(np.mean(list(sev_err.values())))
+        entry = {
+            "error_by_severity": {str(s): e for s, e in sorted(sev_err.items())},
+            "mean_error": mean_err,
+            "complete": all(s in sev_err for s in severities),
+        }
+        if name in reference:
+            entry["ce"] = mean_err / reference[name]
+            ces.append(entry["ce"])
+            if clean_error is not None:
+                entry["relative_ce"] = (mean_err - clean_error) / (reference[name] - reference_clean)
+                rel_ces.append(entry["relative_ce"])
+            all_complete &= entry["complete"]
+        per[name] = entry
+    summary: dict = {"per_corruption": per}
+    if ces:
+        summary["mce"] = float(np.mean(ces))
+        summary["complete"] = bool(all_complete and set(reference) <= set(by_corruption))
+        summary["corruptions_in_mce"] = len(ces)
+    if rel_ces:
+        summary["relative_mce"] = float(np.mean(rel_ces))
+    return summary
+
+
+def error_by_severity(errors: Mapping[tuple[str, int], float]) -> dict[int, float]:
+    """Mean error over corruptions at each severity (the accuracy-vs-severity curve)."""
+    by_sev: dict[int, list[float]] = defaultdict(list)
+    for (_, severity), err in errors.items():
+        by_sev[int(severity)].append(float(err))
+    return {s: float(np.mean(v)) for s, v in sorted(by_sev.items())}
+
+
+def ximagenet_robustness(accuracy_by_scenario: Mapping[str, float],
+                         class_accuracy_by_scenario: Mapping[str, Sequence[float]] | None = None) -> dict:
+    """Variance-based robustness summary for XImageNet-12 scenarios.
+
+    The paper (Li et al., arXiv 2310.08182) defines a robustness score that accounts for the spread
+    of accuracy across scenarios and within each scenario (across its 12 classes). Its exact
+    equation could not be retrieved while this was written, so this returns the ingredients
+    (mean accuracy, between-scenario variance, mean within-scenario variance) and
+    score = mean accuracy * (1 - sqrt(between + within)), documented as provisional in the report.
+    """
+    accs = np.asarray(list(accuracy_by_scenario.values()), dtype=np.float64)
+    if accs.size == 0:
+        return {}
+    between = float(accs.var())
+    within = 0.0
+    if class_accuracy_by_scenario:
+        within = float(np.mean([np.var(np.asarray(v, dtype=np.float64)) for v in class_accuracy_by_scenario.values()]))
+    mean = float(accs.mean())
+    return {
+        "mean_accuracy": mean,
+        "between_scenario_variance": between,
+        "within_scenario_variance": within,
+        "score": float(mean * (1.0 - np.sqrt(between + within))),
+        "provisional": True,
+    }
+
+
+def config_info(names: Sequence[str]) -> dict[str, dict]:
+    """What the registry says about each config: family, group, severity, the corruption it belongs to
+    (name without the `_<severity>` suffix) and its clean baseline (clean_full for full-resolution)."""
+    from ..registry import FULL, REGISTRY
+
+    info: dict[str, dict] = {}
+    for name in names:
+        spec = REGISTRY.get(name)
+        if spec is None:
+            info[name] = {"family": None, "group": None, "severity": None, "base": name, "baseline": "clean"}
+            continue
+        base = name
+        if spec.severity is not None and name.endswith(f"_{spec.severity}"):
+            base = name[: -len(f"_{spec.severity}")]
+        info[name] = {
+            "family": spec.family,
+            "group": spec.group,
+            "severity": spec.severity,
+            "base": base,
+            "corruption": base if (spec.group or "").startswith("imagenet_c") and spec.severity is not None else None,
+            "baseline": "clean_full" if spec.geometry == FULL and name != "clean_full" else "clean",
+        }
+    return info
+
+
+def summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
+    """Per-config metrics and the cross-config summaries (mCE, severity curves, XImageNet score)."""
+    info = config_info(configs)
+    by_config: dict[str, list[Mapping]] = defaultdict(list)
+    for row in rows:
+        by_config[row["config"]].append(row)
+    per: dict[str, dict] = {}
+    for name in configs:
+        scored = [r for r in by_config.get(name, []) if r["scorable"]]
+        n_all = len(by_config.get(name, []))
+        per[name] = {
+            "n": n_all,
+            "n_scored": len(scored),
+            "n_unscorable": n_all - len(scored),
+            "label_space": by_config[name][0]["label_space"] if by_config.get(name) else None,
+            "top1": accuracy([r["correct"] for r in scored]),
+            "top5": accuracy([r["correct5"] for r in scored]),
+            "ece": expected_calibration_error([r["confidence"] for r in scored], [r["correct"] for r in scored]),
+            "severity": info[name]["severity"],
+        }
+    # drop vs the clean baseline, scored in the same label space
+    for name in configs:
+        base = info[name]["baseline"]
+        if base == name or base not in by_config:
+            base = "clean" if "clean" in by_config and name != "clean" else None
+        if base is None or name in ("clean", "clean_full"):
+            continue
+        space = per[name]["label_space"]
+        clean_acc = _accuracy_in_space(by_config[base], space)
+        if clean_acc is not None and not np.isnan(per[name]["top1"]):
+            per[name]["baseline"] = base
+            per[name]["drop"] = drop(per[name]["top1"], clean_acc)
+    summary: dict = {}
+    errors = {(info[n]["corruption"], info[n]["severity"]): 1.0 - per[n]["top1"]
+              for n in configs if info[n].get("corruption") and not np.isnan(per[n]["top1"])}
+    if errors:
+        clean_err = 1.0 - per["clean"]["top1"] if "clean" in per and not np.isnan(per["clean"]["top1"]) else None
+        summary["imagenet_c"] = corruption_errors(errors, clean_err)
+        summary["imagenet_c"]["error_by_severity"] = {str(k): v for k, v in error_by_severity(errors).items()}
+    curves: dict[str, dict[str, float]] = defaultdict(dict)
+    for n in configs:
+        if info[n]["severity"] is not None and not np.isnan(per[n]["top1"]):
+            curves[info[n]["base"]][str(info[n]["severity"])] = per[n]["top1"]
+    if curves:
+        summary["accuracy_by_severity"] = {k: dict(sorted(v.items(), key=lambda kv: int(kv[0]))) for k, v in curves.items()}
+    xim = [n for n in configs if per[n]["label_space"] == "ximagenet-12" and per[n]["n_scored"]]
+    if xim:
+        class_acc = {}
+        for n in xim:
+            hits: dict[int, list[bool]] = defaultdict(list)
+            for r in by_config[n]:
+                if r["scorable"]:
+                    hits[r["targets"][0]].append(r["correct"])
+            class_acc[n] = [float(np.mean(v)) for v in hits.values()]
+        summary["ximagenet_robustness"] = ximagenet_robustness({n: per[n]["top1"] for n in xim}, class_acc)
+    return {"per_config": per, "summary": summary}
+
+
+def _accuracy_in_space(rows: Sequence[Mapping], space: str | None) -> float | None:
+    """Top-1 of baseline rows in `space`: their own scores, or the extra scores kept for other spaces."""
+    hits = []
+    for r in rows:
+        if r["label_space"] == space:
+            if r["scorable"]:
+                hits.append(r["correct"])
+        else:
+            other = (r.get("other_spaces") or {}).get(space)
+            if other is None:
+                return None
+            if other["scorable"]:
+                hits.append(other["correct"])
+    return accuracy(hits) if hits else None
