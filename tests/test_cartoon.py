@@ -316,9 +316,9 @@ def test_split_in_a_single_process_keeps_everything():
 def test_two_cpu_processes_split_the_images_each_exactly_once(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     parts = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in (0, 1)]
     assert parts[0] and parts[1] and not set(parts[0]) & set(parts[1])

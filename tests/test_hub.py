@@ -50,7 +50,7 @@ def env(hub, tmp_path) -> dict:
            if not k.startswith(("HF_", "HUGGINGFACE_")) and "proxy" not in k.lower()}  # 127.0.0.1 directly
     env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=TOKEN, HF_HOME=str(tmp_path / "hf_home"),
                HF_DATASETS_CACHE=str(tmp_path / "datasets_cache"), HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_VERBOSITY="debug", PYTHONPATH=str(REPO))
+               HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_VERBOSITY="debug")
     return env
 
 
@@ -61,7 +61,9 @@ SPLIT_COMMITS = ("import sys; from shift_hub.hub import push; push.xet_uploads =
 def shift_hub(env: dict, *args: str, split_commits: bool = False) -> subprocess.CompletedProcess:
     """The CLI in a subprocess; `split_commits` takes the path used when hf_xet may split the upload."""
     entry = ["-c", SPLIT_COMMITS, *args] if split_commits else ["-m", "shift_hub.cli", *args]
-    result = subprocess.run([sys.executable, *entry], env=env, capture_output=True, text=True, timeout=120)
+    # run outside the checkout, so the installed package (with shift_hub.cards) is the one imported
+    result = subprocess.run([sys.executable, *entry], env=env, capture_output=True, text=True, timeout=120,
+                            cwd=Path(env["HF_HOME"]).parent)
     assert TOKEN not in result.stdout + result.stderr, "the token leaked into the output"
     return result
 

@@ -32,7 +32,10 @@ class CardError(ValueError):
 
 
 def template_path(name: str = "dataset_card.md") -> str:
-    return str(files("shift_hub.cards") / name)
+    try:
+        return str(files("shift_hub.cards") / name)
+    except ModuleNotFoundError:  # imported from a source checkout that shadows the installed package
+        return str(Path(__file__).resolve().parents[2] / "cards" / name)
 
 
 # --- facts per config, from the shard footers -----------------------------------------------------
