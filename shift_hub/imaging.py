@@ -68,6 +68,16 @@ def _to_rgb(img: Image.Image) -> tuple[np.ndarray, str | None]:
     return np.asarray(out, dtype=np.uint8).copy(), f"converted {mode} to RGB"
 
 
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 from grey (HxW, HxWx1) or RGBA input, for shifts also called outside the engine."""
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
+
+
 def apply_geometry(arr: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Resize/crop as the original dataset did: torchvision Resize+CenterCrop, or the cartoon cap."""
     if geometry.max_shorter:

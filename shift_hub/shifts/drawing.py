@@ -34,6 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..imaging import as_rgb
+
 # ---- parameter tables -------------------------------------------------------------------------
 
 # The call imagenet-shift's drawing.py made (stroke_width already mapped to what took effect).
@@ -105,7 +107,7 @@ def pencil_drawing(
     """Colour pencil drawing of an RGB uint8 image; deterministic (`rng` is not used)."""
     from skimage import color
 
-    rgb = _as_rgb(image)
+    rgb = as_rgb(image)
     yuv = color.rgb2yuv(rgb)
     y = yuv[..., 0]
     strokes = stroke_map(y, kernel_size, stroke_width, directions, gradient) ** stroke_darkness
@@ -114,15 +116,6 @@ def pencil_drawing(
     yuv[..., 0] = strokes * texture
     out = np.clip(color.yuv2rgb(yuv), 0.0, 1.0)
     return np.clip(out * 255.0, 0, 255).astype(np.uint8)  # truncation, as the port's astype did
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    return np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
 
 
 # ---- stroke map ---------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ import functools
 import cv2
 import numpy as np
 
+from ..imaging import as_rgb
+
 # ---- parameter tables (ToonNet publishes none: these are ours) ---------------------------------
 
 HANDDRAWN = dict(
@@ -49,15 +51,6 @@ IUS = dict(
     max_regions=600,  # leftover pixels keep their mean-shift colour
     region_colour="mean",  # "mean": the region's mean filtered colour; "seed": the seed's (vivid)
 )
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    return np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
 
 
 # ---- hand-drawn -----------------------------------------------------------------------------------
@@ -120,7 +113,7 @@ def toon_handdrawn(
     from skimage import color
     from skimage.segmentation import find_boundaries, slic
 
-    rgb = _as_rgb(image)
+    rgb = as_rgb(image)
     h, w = rgb.shape[:2]
     n_segments = int(np.clip(round(h * w / segment_area), 1, max_segments))
     scale = min(1.0, segment_max_side / max(h, w))
@@ -212,7 +205,7 @@ def toon_ius(
     """
     if region_colour not in ("mean", "seed"):
         raise ValueError(f"region_colour must be 'mean' or 'seed', not {region_colour!r}")
-    rgb = _as_rgb(image)
+    rgb = as_rgb(image)
     full_h, full_w = rgb.shape[:2]
     scale = min(1.0, work_max_side / max(full_h, full_w))
     if scale < 1.0:
