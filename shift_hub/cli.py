@@ -9,8 +9,18 @@ from .registry import REGISTRY, groups
 
 
 def _list(args) -> int:
+    if args.params:
+        from .registry import get
+
+        spec = get(args.params)
+        print(f"{spec.name} ({spec.family}): {spec.description}\n")
+        for key, value in spec.params.items():
+            print(f"  {key} = {value!r}")
+        if spec.deviation:
+            print(f"\ndeviation: {spec.deviation}")
+        return 0
     rows = [(s.name, s.family, str(s.severity or "-"), ",".join(sorted(s.needs)) or "-",
-             s.geometry.describe(), s.encoding.describe(), s.description.split(". ")[0])
+             s.geometry.describe(), s.encoding.describe(), _short(s.description))
             for s in REGISTRY.values() if not args.family or s.family == args.family]
     header = ("config", "family", "sev", "needs", "geometry", "encoding", "description")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(6)]
@@ -20,6 +30,18 @@ def _list(args) -> int:
     if grouped:
         print("\ngroups: " + "; ".join(f"{g} ({len(v)} configs)" for g, v in grouped.items()) + "; all-cpu")
     return 0
+
+
+def _short(text: str, width: int = 70) -> str:
+    first = text.split(". ")[0].split(": ")[0]
+    return first if len(first) <= width else first[: width - 1] + "…"
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
@@ -44,6 +66,11 @@ def _open_source(args):
 
 def _generate(args) -> int:
     from .generate import generate, summary
+
+    if args.quiet:
+        import datasets
+
+        datasets.disable_progress_bars()
 
     reports = generate(args.configs, _open_source(args), args.out, num_proc=args.num_proc, seed=args.seed,
                        limit=args.limit, shard_size=args.shard_size, png=args.png, overwrite=args.overwrite,
@@ -112,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="print the registry of shift configs")
     p.add_argument("--family")
+    p.add_argument("--params", metavar="CONFIG", help="show one config's parameters, description and deviation")
     p.set_defaults(func=_list)
 
     p = sub.add_parser("generate", help="write shift configs as parquet shards in the Hub layout")
@@ -119,12 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config names from `shift-hub list`, group names, or all-cpu")
     _source_options(p)
     p.add_argument("--out", required=True, help="output folder (the dataset repo root)")
-    p.add_argument("--num-proc", type=int, default=1)
+    p.add_argument("--num-proc", type=_positive, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="first M images of the source (sorted by image id)")
+    p.add_argument("--limit", type=_positive, help="first M images of the source (sorted by image id)")
     p.add_argument("--classes", help="restrict to a class subset: ximagenet12, imagenet_r, imagenet_a")
-    p.add_argument("--shard-size", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=16, help="images per batch for GPU shifts")
+    p.add_argument("--shard-size", type=_positive, default=1000)
+    p.add_argument("--batch-size", type=_positive, default=16, help="images per batch for GPU shifts")
     p.add_argument("--png", action="store_true", help="store lossless PNG instead of each config's JPEG")
     p.add_argument("--overwrite", action="store_true", help="replace shards made with other settings")
     p.add_argument("--quiet", action="store_true")
@@ -166,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `shift-hub list | head` ends quietly
     args = build_parser().parse_args(argv)
     from .generate import GenerationError
     from .hub.cards import CardError

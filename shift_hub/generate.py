@@ -107,6 +107,17 @@ class ShardJob:
         return self.spec.name
 
 
+_MODELS: dict = {}  # one loaded GPU model per (factory, parameters) per process, not one per shard
+
+
+def _batched_model(spec: ShiftSpec, params: dict):
+    key = (spec.fn, json.dumps(params, sort_keys=True, default=str))
+    if key not in _MODELS:
+        _MODELS.clear()  # keep at most one model in (GPU) memory
+        _MODELS[key] = spec.load_fn()(**params)
+    return _MODELS[key]
+
+
 def _decode(source: Source, example: Example, report: ConfigReport, spec: ShiftSpec):
     try:
         arr, note = imaging.decode(source.read(example), example.image_id)
@@ -124,7 +135,7 @@ def iter_rows(job: ShardJob, source: Source, report: ConfigReport, progress=None
     if spec.batched:
         from . import masks
 
-        model = spec.load_fn()(**masks.batched_params(spec, job.masks))
+        model = _batched_model(spec, masks.batched_params(spec, job.masks))
         for start in range(0, len(job.examples), job.batch_size):
             chunk = job.examples[start : start + job.batch_size]
             decoded = [(ex, _decode(source, ex, report, spec)) for ex in chunk]
@@ -240,8 +251,9 @@ def fingerprint(spec: ShiftSpec, seed: int, encoding: Encoding, examples: Iterab
     if extra:  # e.g. how masks were made
         settings["extra"] = extra
     h.update(json.dumps(settings, sort_keys=True).encode())
+    boxes = MASKS in spec.needs  # boxes shape only masked configs: adding annotations never stales `clean`
     for e in examples:
-        h.update(f"\n{e.image_id}\t{e.labels}\t{e.boxes}".encode())
+        h.update(f"\n{e.image_id}\t{e.labels}\t{e.boxes if boxes else ''}".encode())
     return h.hexdigest()
 
 
@@ -271,10 +283,14 @@ def _pending(jobs: list[ShardJob], overwrite: bool) -> list[ShardJob]:
         stale.unlink()  # a killed writer's partial file: never renamed, so never visible
     planned = {Path(j.path).name for j in jobs}
     foreign = sorted(p for p in config_dir.glob("*.parquet") if p.name not in planned)
-    mismatched = [j for j in jobs if Path(j.path).exists() and shard_metadata(j.path).get("fingerprint") != j.fingerprint]
+    unreadable = [j for j in jobs if Path(j.path).exists() and _readable_fingerprint(j.path) is None]
+    for j in unreadable:
+        Path(j.path).unlink()  # a damaged shard (truncated copy, disk error) is simply made again
+    mismatched = [j for j in jobs if Path(j.path).exists() and _readable_fingerprint(j.path) != j.fingerprint]
     if (foreign or mismatched) and not overwrite:
         names = [p.name for p in foreign] + [Path(j.path).name for j in mismatched]
-        raise GenerationError(f"{config_dir}: holds shards made with other settings ({', '.join(names[:3])}...); "
+        raise GenerationError(f"{config_dir}: holds shards made with other settings ({', '.join(names[:3])}"
+                              f"{', ...' if len(names) > 3 else ''}); "
                               "rerun with --overwrite to replace them, or choose another --out")
     for p in foreign:
         p.unlink()
@@ -283,19 +299,24 @@ def _pending(jobs: list[ShardJob], overwrite: bool) -> list[ShardJob]:
     return [j for j in jobs if not Path(j.path).exists()]
 
 
+def _readable_fingerprint(path: str | Path) -> str | None:
+    try:
+        return shard_metadata(path).get("fingerprint")
+    except Exception:  # not parquet, truncated, foreign: pyarrow raises several kinds
+        return None
+
+
 # --- running -----------------------------------------------------------------------------------
-
-def _run_job(job: ShardJob, source: Source) -> ConfigReport:
-    return run_shard(job, source)
-
 
 def _single_threaded_worker() -> None:
     """One BLAS/OpenMP/OpenCV thread per worker process: N workers use N cores, not N x cores."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     import cv2
+    from threadpoolctl import threadpool_limits
 
     cv2.setNumThreads(1)
+    threadpool_limits(1)  # numpy's BLAS was loaded before the variables above were set
 
 
 def _distributed_state():
@@ -333,6 +354,7 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
     out = Path(out)
     specs = with_overrides([get(name) for name in expand(configs)], overrides or {})
     examples = plan_examples(source, limit, classes_subset)
+    _preflight(specs)
     state = _distributed_state()
     mask_context = _mask_context(specs, examples, source, out, masks)
     jobs: list[ShardJob] = []
@@ -370,16 +392,33 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
     else:
         with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"),
                                  initializer=_single_threaded_worker) as pool:
-            futures = {pool.submit(_run_job, job, source): job for job in jobs}
-            for fut in as_completed(futures):
-                _merge(reports[futures[fut].config], fut.result())
-                bar.update(len(futures[fut].examples))
+            futures = {pool.submit(run_shard, job, source): job for job in jobs}
+            try:
+                for fut in as_completed(futures):
+                    _merge(reports[futures[fut].config], fut.result())
+                    bar.update(len(futures[fut].examples))
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # finished shards stay; a rerun resumes
+                raise
     bar.close()
     if card and (state is None or state.is_main_process):
         from .hub.cards import write_card
 
         write_card(out)
     return reports
+
+
+def _preflight(specs: list[ShiftSpec]) -> None:
+    """Check every config's external inputs (weights, pattern files) before anything is written."""
+    for spec in specs:
+        if spec.preflight:
+            module, _, attr = spec.preflight.partition(":")
+            import importlib
+
+            try:
+                getattr(importlib.import_module(module), attr)(dict(spec.params))
+            except (OSError, ValueError) as exc:
+                raise GenerationError(f"{spec.name}: {exc}") from None
 
 
 def _mask_context(specs: list[ShiftSpec], examples: list[Example], source: Source, out: Path, options):
@@ -403,6 +442,8 @@ def with_overrides(specs: list[ShiftSpec], overrides: dict) -> list[ShiftSpec]:
 
     The changed parameters enter the shard fingerprint and footer, so the card shows what was used.
     """
+    if "severity" in overrides:
+        raise GenerationError("severity is part of the config name: choose e.g. gaussian_noise_5, not --set severity=5")
     unused = set(overrides) - {k for spec in specs for k in spec.params}
     if unused:
         raise GenerationError(f"parameter(s) {sorted(unused)} are not parameters of {[s.name for s in specs]}; "
@@ -421,6 +462,8 @@ def summary(out: str | Path) -> dict[str, dict]:
     """Per config: shards, images written, skipped and converted with reasons, read back from the footers."""
     result: dict[str, dict] = {}
     for path in sorted(Path(out).glob(f"*/{SPLIT}-*.parquet")):
+        if _readable_fingerprint(path) is None:
+            continue  # damaged or foreign: the next generate run remakes it
         meta = shard_metadata(path)
         s = result.setdefault(meta["config"], {"shards": 0, "written": 0, "skipped": [], "converted": [],
                                                 "seed": meta["seed"], "source": meta["source"],

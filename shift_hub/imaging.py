@@ -25,7 +25,7 @@ def decode(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, str | None]:
     """RGB uint8 array and a note on any conversion (CMYK, grey, 16-bit, alpha, palette), or BadImage."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below decides
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > MAX_PIXELS:

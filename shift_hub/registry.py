@@ -75,6 +75,9 @@ class ShiftSpec:
     # GPU families: `fn(**params)` is a factory called once per worker, returning a callable
     # `(images: list[uint8 HxWx3], rngs: list[Generator]) -> list[uint8 array]` run on batches.
     batched: bool = False
+    # "module:function" called with the params before anything is written: raises OSError/ValueError
+    # (a missing weights or pattern file) so a run fails at once, not after hours of other configs.
+    preflight: str | None = None
 
     def load_fn(self) -> Callable | None:
         if self.fn is None:
@@ -219,6 +222,7 @@ _CARTOON = [
         "[-1, 1], output clipped to uint8.",
         citation=_CARTOON_BIBTEX,
         params={"weights": None},  # None: $SHIFT_HUB_WHITEBOX, else the file `shift-hub convert-whitebox` writes
+        preflight="shift_hub.shifts.cartoon:check_weights",
         geometry=Geometry(max_shorter=720, crop_multiple=8),
         encoding=Encoding(quality=95),
         needs=frozenset({GPU, WEIGHTS}),
@@ -299,6 +303,7 @@ _DRAWING = [
         "drawing_pattern_* configs.",
         citation=PENCIL_BIBTEX,
         params=dict(pattern=None, **_PENCIL_CALL),
+        preflight="shift_hub.shifts.drawing:check_pattern",
         geometry=FULL,
         encoding=Encoding(quality=95),
         deviation="Not the published ImageNet-Drawing: the pencil texture is synthesised deterministically "
@@ -317,6 +322,7 @@ _DRAWING = [
             "taldatech/image2pencil-drawing) in $SHIFT_HUB_DRAWING_PATTERNS.",
             citation=PENCIL_BIBTEX,
             params=dict(pattern=file, **_PENCIL_CALL),
+            preflight="shift_hub.shifts.drawing:check_pattern",
             geometry=FULL,
             encoding=Encoding(quality=95),
             needs=frozenset({WEIGHTS}),  # an external file, like model weights: not in `all-cpu`

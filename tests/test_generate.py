@@ -225,3 +225,45 @@ def test_parameter_overrides_are_checked_and_recorded(tmp_path, monkeypatch):
     assert engine.shard_metadata(shard)["params"] == {"amount": 5}
     with pytest.raises(engine.GenerationError, match="--overwrite"):  # other parameters, other fingerprint
         engine.generate(["test_amount"], ListSource(items), tmp_path, progress=False)
+
+
+def fail_preflight(params):
+    raise FileNotFoundError(f"weights {params['weights']!r} not found; pass --weights PATH")
+
+
+def test_missing_external_input_fails_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from shift_hub.registry import REGISTRY, ShiftSpec
+
+    REGISTRY.setdefault("test_weights", ShiftSpec(name="test_weights", family="test", fn="test_generate:add_noise",
+                                                  description="t", citation="@misc{x}", params={"weights": None},
+                                                  preflight="test_generate:fail_preflight"))
+    with pytest.raises(engine.GenerationError, match="test_weights: weights None not found"):
+        engine.generate(["clean", "test_weights"], "samples", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_damaged_shard_is_made_again(tmp_path):
+    items = [(f"img{i}", i, jpeg_bytes(photo(i))) for i in range(4)]
+    engine.generate(["clean"], ListSource(items), tmp_path / "ref", shard_size=2, progress=False)
+    engine.generate(["clean"], ListSource(items), tmp_path / "out", shard_size=2, progress=False)
+    (tmp_path / "out" / "clean" / "validation-00001-of-00002.parquet").write_bytes(b"")
+    assert set(engine.summary(tmp_path / "out")["clean"]["params"]) == set()
+    engine.generate(["clean"], ListSource(items), tmp_path / "out", shard_size=2, progress=False)
+    assert digests(tmp_path / "out") == digests(tmp_path / "ref")
+
+
+def test_severity_is_not_an_override(tmp_path):
+    with pytest.raises(engine.GenerationError, match="part of the config name"):
+        engine.generate(["gaussian_noise_3"], "samples", tmp_path, overrides={"severity": 5}, progress=False)
+
+
+def test_boxes_only_shape_configs_that_use_masks():
+    from shift_hub.registry import get
+
+    plain = [Example("a", (1,), 0)]
+    boxed = [Example("a", (1,), 0, ((1, 2, 3, 4),))]
+    clean, masked = get("clean"), next(s for s in __import__("shift_hub.registry").registry.REGISTRY.values()
+                                       if "masks" in s.needs)
+    assert engine.fingerprint(clean, 0, clean.encoding, plain) == engine.fingerprint(clean, 0, clean.encoding, boxed)
+    assert engine.fingerprint(masked, 0, masked.encoding, plain) != engine.fingerprint(masked, 0, masked.encoding, boxed)

@@ -226,6 +226,11 @@ class Cartoonizer:
         return y.flip(1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
+def check_weights(params: dict) -> None:
+    """Registry preflight: the generator weights are found (MissingWeights says how to get them)."""
+    resolve_weights(params.get("weights"))
+
+
 def cartoon(weights=None, batch_pixels: int | None = None, device=None, half: bool | None = None) -> Cartoonizer:
     """Registry factory for `cartoon`: raises `MissingWeights` (saying how to get them) before any work."""
     return Cartoonizer(load_generator(weights, device=device, half=half), batch_pixels=batch_pixels)

@@ -289,6 +289,11 @@ def resolve_pattern(pattern: str | os.PathLike) -> Path:
     )
 
 
+def check_pattern(params: dict) -> None:
+    """Registry preflight: the pattern file exists and reads, before any image is drawn."""
+    load_pattern(params.get("pattern"))
+
+
 def load_pattern(pattern: str | os.PathLike | None = None) -> np.ndarray:
     """The pencil texture as float64 grey in [0, 1]: a published pattern file, or the synthetic one."""
     if pattern is None or str(pattern) in ("", "synthetic"):

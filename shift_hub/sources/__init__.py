@@ -38,7 +38,10 @@ def open_source(spec: str, **options) -> Source:
         return _hf(spec, options)
     if path.exists() or spec.startswith((".", "/")):
         raise SourceError(f"{spec}: not a recognised source layout; use devkit:ROOT, folders:ROOT or hf:PATH")
-    return _hf(spec, options)  # a Hub dataset id
+    if "/" not in spec:
+        raise SourceError(f"{spec}: no such folder or file, and not a source name (samples, devkit:ROOT, "
+                          "folders:ROOT, hf:ID_OR_PATH); for a Hub dataset without an organisation use hf:NAME")
+    return _hf(spec, options)  # a Hub dataset id: org/name
 
 
 def _hf(path: str, options: dict) -> HFDataset:

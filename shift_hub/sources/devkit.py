@@ -46,12 +46,16 @@ def read_meta(path: Path) -> dict[int, str]:
 
 
 def read_boxes(xml_path: Path) -> tuple[Box, ...]:
-    root = ET.parse(xml_path).getroot()
-    boxes = []
-    for obj in root.iter("object"):
-        bb = obj.find("bndbox")
-        if bb is not None:
-            boxes.append(tuple(int(float(bb.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax")))
+    try:
+        root = ET.parse(xml_path).getroot()
+        boxes = []
+        for obj in root.iter("object"):
+            bb = obj.find("bndbox")
+            if bb is not None:
+                boxes.append(tuple(int(float(bb.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax")))
+    except (ET.ParseError, TypeError, ValueError) as exc:
+        raise SourceError(f"{xml_path}: malformed box annotation ({exc}); re-extract the val boxes or remove "
+                          "the file") from None
     return tuple(boxes)
 
 
@@ -118,4 +122,5 @@ class Devkit(Source):
             yield Example(path.stem, (classes.index_of(wnid),), str(path), boxes)
 
     def describe(self) -> str:
-        return f"devkit ILSVRC-2012 val at {self.root}" + (" (blacklist excluded)" if self.exclude_blacklist else "")
+        # the folder's name only: full paths would leak into public cards and make bytes machine-dependent
+        return f"devkit ILSVRC-2012 val ({self.root.resolve().name})" + (" (blacklist excluded)" if self.exclude_blacklist else "")

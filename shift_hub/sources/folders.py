@@ -20,7 +20,7 @@ class Folders(Source):
         if not self.root.is_dir():
             raise SourceError(f"{self.root}: not a directory; expected <root>/<wnid>/*.JPEG")
         index = classes.wnid_to_index()
-        dirs = sorted(d for d in self.root.iterdir() if d.is_dir())
+        dirs = sorted(d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
         unknown = [d.name for d in dirs if d.name not in index]
         if unknown:
             raise SourceError(f"{self.root}: folders {unknown[:5]} are not ImageNet-1k WNIDs; "
@@ -33,4 +33,4 @@ class Folders(Source):
                     yield Example(f"{d.name}/{path.stem}", (index[d.name],), str(path))
 
     def describe(self) -> str:
-        return f"class folders at {self.root}"
+        return f"class folders ({self.root.resolve().name})"

@@ -54,8 +54,9 @@ class HFDataset(Source):
                     ds = datasets.load_dataset("parquet", data_files={self.split: files}, split=self.split)
                 else:
                     ds = datasets.load_dataset(self.path, self.config, split=self.split)
-            except (FileNotFoundError, ValueError) as exc:
-                raise SourceError(f"{self.path}: cannot load as a Hugging Face dataset ({exc})") from None
+            except (OSError, ValueError) as exc:  # ConnectionError (an OSError) when a Hub id is unreachable
+                hint = "" if "/" in self.path else "; no local folder or file has that name either"
+                raise SourceError(f"{self.path}: cannot load as a Hugging Face dataset ({exc}){hint}") from None
             for col in (self.image_column, self.label_column):
                 if col not in ds.column_names:
                     raise SourceError(f"{self.path}: no column {col!r} (columns: {ds.column_names}); "
@@ -92,4 +93,5 @@ class HFDataset(Source):
         raise SourceError(f"{self.path}: row {example.locator} has an empty image cell")
 
     def describe(self) -> str:
-        return f"Hugging Face dataset {self.path}" + (f" ({self.config})" if self.config else "") + f", split {self.split}"
+        name = Path(self.path).name if Path(self.path).exists() else self.path  # a Hub id, or a local folder's name
+        return f"Hugging Face dataset {name}" + (f" ({self.config})" if self.config else "") + f", split {self.split}"

@@ -57,10 +57,9 @@ class Samples(Source):
 
     def examples(self) -> Iterator[Example]:
         for sample in MANIFEST:
-            package = {"sklearn": "sklearn"}.get(sample.package, sample.package)
-            path = _package_dir(package) / sample.path
+            path = _package_dir(sample.package) / sample.path
             if not path.is_file():
-                raise SourceError(f"{path}: sample photo missing from the installed {package}; reinstall it")
+                raise SourceError(f"{path}: sample photo missing from the installed {sample.package}; reinstall it")
             labels = tuple(classes.index_of(w) for w in sample.wnids)
             yield Example(sample.image_id, labels, str(path))
 
