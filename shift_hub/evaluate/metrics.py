@@ -230,7 +230,11 @@ def summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
     if errors:
         clean_err = 1.0 - per["clean"]["top1"] if "clean" in per and not np.isnan(per["clean"]["top1"]) else None
         summary["imagenet_c"] = corruption_errors(errors, clean_err)
-        summary["imagenet_c"]["error_by_severity"] = {str(k): v for k, v in error_by_severity(errors).items()}
+        from ..registry import groups
+
+        fifteen = set(groups().get("imagenet_c", ()))  # the mean curve is over the 15, as mCE; not the 4 extras
+        main = {k: v for k, v in errors.items() if f"{k[0]}_{k[1]}" in fifteen} or errors
+        summary["imagenet_c"]["error_by_severity"] = {str(k): v for k, v in error_by_severity(main).items()}
     curves: dict[str, dict[str, float]] = defaultdict(dict)
     for n in configs:
         if info[n]["severity"] is not None and not np.isnan(per[n]["top1"]):

@@ -126,14 +126,14 @@ def chosen_configs(out: str | Path, configs: list[str] | None) -> list[str]:
 
 
 def plan(out: str | Path, repo_id: str, configs: list[str] | None = None, revision: str | None = None,
-         api=None, token=None, remote: str | None | bool = True) -> PushPlan:
+         api=None, token=None, remote: str | None | bool = True, thumbnails: bool = True) -> PushPlan:
     """What a push would upload: files, sizes and the merged card. `remote=False` skips reading the Hub."""
     from huggingface_hub import HfApi
 
     out = Path(out)
     api = api or HfApi()
     chosen = chosen_configs(out, configs)
-    local = str(cards.render_card(out, repo_hint=repo_id, configs=chosen))
+    local = str(cards.render_card(out, repo_hint=repo_id, configs=chosen, thumbnails=thumbnails))
     remote_text = remote_card(api, repo_id, revision, token) if remote is True else (remote or None)
     card = cards.merge_cards(local, remote_text, repo_hint=repo_id)
     cards.validate_card(str(card))
@@ -164,14 +164,14 @@ def push(out: str | Path, repo_id: str, configs: list[str] | None = None, privat
         except Exception as exc:  # auth, permissions, network: say so without a traceback
             raise PushError(f"cannot create or open dataset repo {repo_id}: {type(exc).__name__}: {exc}") from exc
     try:
-        the_plan = plan(out, repo_id, configs, revision, api=api, token=token)
+        the_plan = plan(out, repo_id, configs, revision, api=api, token=token, thumbnails=not dry_run)
     except (PushError, FileNotFoundError, KeyError, cards.CardError):
         raise
     except Exception as exc:  # a dry run works offline: the Hub may be unreachable
         if not dry_run:
             raise
         log(f"(could not read the card on the Hub: {type(exc).__name__}; showing the local card only)")
-        the_plan = plan(out, repo_id, configs, revision, api=api, token=token, remote=None)
+        the_plan = plan(out, repo_id, configs, revision, api=api, token=token, remote=None, thumbnails=False)
     log(the_plan.describe())
     if dry_run:
         log("dry run: nothing uploaded")
