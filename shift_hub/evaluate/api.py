@@ -38,13 +38,18 @@ class EvaluationResult:
         return self.paths
 
 
-def _generate_source(source: str, configs, out: Path, seed: int, limit: int | None) -> tuple[Path, list[str]]:
+def _generate_source(source: str, configs, out: Path, seed: int, limit: int | None,
+                     progress: bool = False) -> tuple[Path, list[str]]:
     """Write `clean` plus the requested (default: every CPU) configs from a source, reusing shards."""
-    from ..generate import generate
+    from ..generate import GenerationError, generate
     from ..registry import expand
 
     names = expand(["clean", *(configs or ["all-cpu"])])
-    generate(names, source, out, seed=seed, limit=limit, progress=False)
+    try:
+        generate(names, source, out, seed=seed, limit=limit, progress=progress)
+    except GenerationError as exc:
+        raise GenerationError(f"{exc} (the data generated for this evaluation lives in {out}: use another --out "
+                              f"or delete {out})") from None
     return out, names
 
 
@@ -68,12 +73,12 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     from .report import build_results
     from .runner import open_data, run
 
+    classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial)  # fail fast
     generated_from = None
     if isinstance(data, str) and data in SOURCES_TO_GENERATE and not Path(data).exists():
         cache = Path(out or "shift_hub_results") / "data"
         generated_from = data
-        data, configs = _generate_source(data, configs, cache, seed, limit)
-    classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial)
+        data, configs = _generate_source(data, configs, cache, seed, limit, progress)
     source, parts = open_data(data, configs, split=split, revision=data_revision, label_space=label_space, limit=limit)
     rows = run(classifier, parts, batch_size=batch_size, num_workers=num_workers, device=device, amp=amp,
                progress=progress)
