@@ -57,6 +57,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
              batch_size: int = 32, num_workers: int | None = None, device: str | None = None, amp: bool = False,
              split: str = "validation", data_revision: str | None = None, label_space: str | None = None,
              limit: int | None = None, allow_partial: bool = False, out=None, plots: bool = True,
+             on_the_fly: bool = False,
              progress: bool = False, seed: int = 0, dataset_id: str | None = None) -> EvaluationResult:
     """Score `model` on the configs of `data` and return (and with `out`, write) the results.
 
@@ -67,7 +68,10 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         `clean` and every CPU shift from the embedded sample photos into OUT/data first).
     configs: config or group names (`imagenet_c`, `all-cpu`); default every config in the data.
     dataset_id: the Hub id a local folder is (or will be) pushed to, for the model-index YAML.
+    on_the_fly: `data` is a source (`samples`, `devkit:ROOT`, ...): apply the CPU configs while loading,
+        writing nothing; the images are byte-identical to the stored configs.
     """
+    from .labels import get_label_space
     from .metrics import summarize
     from .models import load_model
     from .report import build_results
@@ -75,11 +79,18 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
 
     classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial)  # fail fast
     generated_from = None
-    if isinstance(data, str) and data in SOURCES_TO_GENERATE and not Path(data).exists():
+    if on_the_fly:  # shift the source's images in the loader: nothing is written
+        from .on_the_fly import open_on_the_fly
+
+        source, parts = open_on_the_fly(data, configs, seed=seed, limit=limit,
+                                        label_space=get_label_space(label_space) if label_space else None)
+    elif isinstance(data, str) and data in SOURCES_TO_GENERATE and not Path(data).exists():
         cache = Path(out or "shift_hub_results") / "data"
         generated_from = data
         data, configs = _generate_source(data, configs, cache, seed, limit, progress)
-    source, parts = open_data(data, configs, split=split, revision=data_revision, label_space=label_space, limit=limit)
+    if not on_the_fly:
+        source, parts = open_data(data, configs, split=split, revision=data_revision, label_space=label_space,
+                                  limit=limit)
     rows = run(classifier, parts, batch_size=batch_size, num_workers=num_workers, device=device, amp=amp,
                progress=progress)
     if generated_from:

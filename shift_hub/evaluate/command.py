@@ -28,6 +28,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--allow-partial", action="store_true", help="score models covering only part of ImageNet-1k")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--on-the-fly", action="store_true",
+                   help="--data is a source (samples, devkit:ROOT, ...): apply the configs while loading, write nothing")
     p.set_defaults(func=run_command)
     return p
 
@@ -36,6 +38,7 @@ def run_command(args) -> int:
     from . import api
     from .labels import UnmappableLabels
     from .models import ModelLoadError
+    from ..sources import SourceError
     from .runner import DataError
 
     if args.quiet:
@@ -46,9 +49,9 @@ def run_command(args) -> int:
             batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, amp=args.amp,
             split=args.split, data_revision=args.data_revision, label_space=args.label_space, limit=args.limit,
             allow_partial=args.allow_partial, out=args.out, plots=not args.no_plots, progress=not args.quiet,
-            dataset_id=args.dataset_id,
+            dataset_id=args.dataset_id, on_the_fly=args.on_the_fly,
         )
-    except (ModelLoadError, UnmappableLabels, DataError) as exc:
+    except (ModelLoadError, UnmappableLabels, DataError, SourceError) as exc:
         print(f"shift-hub evaluate: error: {exc}", file=sys.stderr)
         return 2
     print(result.markdown())
