@@ -315,3 +315,22 @@ def test_imagenet_c_per_category_extraction(tmp_path):
     c = ImageNetC(tmp_path)
     assert c.parts() == [("fog", 1), ("motion_blur", 3)]
     assert [e.image_id for e in c.part("motion_blur", 3).examples()] == [f"{W[6]}/x"]
+
+
+def test_cli_suite_with_a_tiny_timm_model(root, tmp_path, capsys):
+    import timm
+    from timm.models import save_for_hf
+
+    from shift_hub.evaluate.command import cli_main
+
+    save_for_hf(timm.create_model("test_resnet"), tmp_path / "model", safe_serialization=True)
+    out = tmp_path / "report"
+    rc = cli_main([str(tmp_path / "model"), "--suite", "robustness", "--root", str(root), "--out", str(out),
+                   "--num-workers", "0", "--limit", "1", "--batch-size", "8", "--quiet"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "Missing: ImageNetV2 top-images, ImageNet-R" in printed and "| ImageNet-A |" in printed
+    results = json.loads((out / "robustness.json").read_text())
+    assert results["model"]["adapter"] == "timm" and results["options"]["limit"] == 1
+    assert results["sets"]["imagenet-v2-matched-frequency"]["images"] == 1
+    assert cli_main(["--suite", "robustness"]) == 2 and "--root" in capsys.readouterr().err

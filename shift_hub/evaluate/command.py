@@ -30,6 +30,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--on-the-fly", action="store_true",
                    help="--data is a source (samples, devkit:ROOT, ...): apply the configs while loading, write nothing")
+    from .suite import add_suite_arguments  # --suite robustness --root DIR (+ ImageNet-P options)
+
+    add_suite_arguments(p)
     p.set_defaults(func=run_command)
     return p
 
@@ -43,6 +46,10 @@ def run_command(args) -> int:
 
     if args.quiet:
         _silence_progress_bars()
+    if getattr(args, "suite", None):
+        from .suite import run_suite_command
+
+        return run_suite_command(args)
     try:
         result = api.evaluate(
             args.model, args.data, args.configs, weights=args.weights, revision=args.revision,
