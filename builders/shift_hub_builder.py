@@ -11,11 +11,13 @@ want the Arrow cache instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 
 from shift_hub import generate as engine
 from shift_hub.registry import REGISTRY
+from shift_hub.masks import for_spec
 from shift_hub.sources import open_source
 
 
@@ -43,7 +45,17 @@ class ShiftHub(datasets.GeneratorBasedBuilder):
         spec = REGISTRY[self.config.name]
         source = open_source(self.config.source)
         examples = engine.plan_examples(source, self.config.limit)
-        encoding = engine.Encoding(format="PNG", quality=None) if self.config.png else spec.encoding
-        job = engine.ShardJob(spec, 0, 1, tuple(examples), self.config.seed, encoding, "", "", source.describe())
-        for row in engine.iter_rows(job, source, engine.ConfigReport(spec.name)):
+        engine._preflight([spec])
+        # object masks (XImageNet-12) are cached next to the builder's Arrow cache, as generate caches them in OUT
+        masks = engine._mask_context([spec], examples, source, Path(self.cache_dir).parent / "shift_hub_masks", None)
+        encoding = engine.encoding_for(spec, self.config.png)
+        job = engine.ShardJob(spec, 0, 1, tuple(examples), self.config.seed, encoding, "", "", source.describe(),
+                              masks=for_spec(spec, masks))
+        report = engine.ConfigReport(spec.name)
+        written = 0
+        for row in engine.iter_rows(job, source, report):
+            written += 1
             yield row["image_id"], row
+        if not written:
+            reasons = "; ".join(s["reason"] for s in report.skipped[:3])
+            raise engine.GenerationError(f"{spec.name}: every image was skipped ({reasons})")

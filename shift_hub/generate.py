@@ -359,9 +359,7 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
     mask_context = _mask_context(specs, examples, source, out, masks)
     jobs: list[ShardJob] = []
     for spec in specs:
-        encoding = Encoding(format="PNG", quality=None) if png else spec.encoding
-        if spec.channels == 4 and encoding.format != "PNG":
-            encoding = Encoding(format="PNG", quality=None)
+        encoding = encoding_for(spec, png)
         # the shard plan never depends on the process count, so a run resumes under any launch;
         # with few images per GPU, lower --shard-size so every process gets work
         config_jobs = plan_jobs(spec, examples, out, seed, encoding, shard_size, source.describe(), batch_size,
@@ -406,6 +404,11 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
 
         write_card(out)
     return reports
+
+
+def encoding_for(spec: ShiftSpec, png: bool = False) -> Encoding:
+    """The config's declared encoding, or lossless PNG when asked for or when the output has alpha."""
+    return Encoding(format="PNG", quality=None) if png or spec.channels == 4 else spec.encoding
 
 
 def _preflight(specs: list[ShiftSpec]) -> None:

@@ -426,3 +426,21 @@ def test_ai_bg_under_two_processes_does_each_image_once(tmp_path, tiny_sdxl):
     assert {r for r, _ in ranks} == {"0", "1"} and sum(int(n) for _, n in ranks) == 5  # both worked, 5 images in all
     ds = datasets.load_dataset(str(out), "ai_bg", split="validation")
     assert sorted(ds["image_id"]) == [f"img{i}" for i in range(5)]  # each exactly once, merged in one layout
+
+
+def test_builder_makes_rand_bg_like_generate(tmp_path):
+    import datasets
+
+    from shift_hub.builders import ShiftHub
+    from test_sources import make_devkit
+
+    make_devkit(tmp_path / "dk", n=3)
+    builder = ShiftHub(config_name="rand_bg", source=f"devkit:{tmp_path / 'dk'}", cache_dir=str(tmp_path / "cache"))
+    builder.download_and_prepare()
+    built = builder.as_dataset(split="validation").cast_column("image", datasets.Image(decode=False))
+    engine.generate(["rand_bg"], f"devkit:{tmp_path / 'dk'}", tmp_path / "out", progress=False)
+    written = datasets.load_dataset(str(tmp_path / "out"), "rand_bg", split="validation")
+    written = written.cast_column("image", datasets.Image(decode=False))
+    assert len(built) == 3
+    assert sorted((r["image_id"], r["image"]["bytes"]) for r in built) == sorted(
+        (r["image_id"], r["image"]["bytes"]) for r in written)
