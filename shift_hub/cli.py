@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from . import __version__
-from .registry import REGISTRY, groups
+from .registry import REGISTRY, UnknownConfig, groups
 
 
 def _list(args) -> int:
@@ -95,7 +95,7 @@ def _overrides(args) -> dict:
     for item in args.set or ():
         key, sep, value = item.partition("=")
         if not sep:
-            raise KeyError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UnknownConfig(f"--set expects KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (SourceError, GenerationError, PushError, CardError, KeyError, FileNotFoundError) as exc:
+    except (SourceError, GenerationError, PushError, CardError, UnknownConfig, FileNotFoundError) as exc:
         print(f"shift-hub: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
 

@@ -477,11 +477,18 @@ _XIMAGENET12 = _ximagenet12()
 REGISTRY: dict[str, ShiftSpec] = {spec.name: spec for spec in [*_CLEAN, *_IMAGENET_C, *_CARTOON, *_DRAWING, *_TOON, *_XIMAGENET12]}
 
 
+class UnknownConfig(KeyError):
+    """A config name the registry does not hold; the message says where to look."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def get(name: str) -> ShiftSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown shift config {name!r}; `shift-hub list` shows the {len(REGISTRY)} known ones") from None
+        raise UnknownConfig(f"unknown shift config {name!r}; `shift-hub list` shows the {len(REGISTRY)} known ones") from None
 
 
 def groups() -> dict[str, list[str]]:

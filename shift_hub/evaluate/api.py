@@ -75,8 +75,9 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     from .metrics import summarize
     from .models import load_model
     from .report import build_results
-    from .runner import open_data, run
+    from .runner import open_data, pick_device, run
 
+    pick_device(device)  # a wrong --device fails before any data is generated
     classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial)  # fail fast
     generated_from = None
     if on_the_fly:  # shift the source's images in the loader: nothing is written

@@ -237,6 +237,8 @@ def pick_device(device: str | None = None):
     import torch
 
     if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise DataError(f"--device {device}: no CUDA GPU is visible here; use --device cpu or leave it out")
         return torch.device(device)
     try:
         from accelerate import PartialState
