@@ -180,6 +180,16 @@ def test_dataset_without_labels(tiny_models):
         shift_hub.evaluate(str(tiny_models / "vit"), ds, num_workers=0)
 
 
+def test_dataset_whose_labels_are_all_missing(tiny_models):
+    import datasets
+    from PIL import Image
+
+    ds = datasets.Dataset.from_dict({"image": [Image.fromarray(np.zeros((32, 32, 3), np.uint8))] * 2, "label": [-1, -1]},
+                                    features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
+    with pytest.raises(DataError, match="nothing could be scored"):
+        shift_hub.evaluate(str(tiny_models / "vit"), ds, num_workers=0)
+
+
 def test_empty_dataset(tiny_models, tmp_path):
     import datasets
 

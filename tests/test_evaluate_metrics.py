@@ -211,3 +211,15 @@ def test_label_space_for_configs():
     assert L.label_space_for("imagenet-r").name == "imagenet-r"  # not in the registry: by name
     assert L.label_space_for("imagenet_a").name == "imagenet-a"
     assert L.label_space_for("imagenet_sketch").name == "imagenet-1k"
+
+
+def test_1001_way_head_with_background_and_duplicate_names_maps_to_standard_order():
+    import numpy as np
+
+    from shift_hub import classes
+    from shift_hub.evaluate.labels import output_to_imagenet
+
+    names = [classes.lemmas()[w].split(",")[0] for w in classes.wnids()]  # short names: 'crane' twice
+    id2label = {0: "background", **{i + 1: n for i, n in enumerate(names)}}
+    mapping = output_to_imagenet(id2label, 1001)
+    assert mapping[0] == -1 and (mapping[1:] == np.arange(1000)).all()

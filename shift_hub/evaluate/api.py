@@ -75,7 +75,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     from .metrics import summarize
     from .models import load_model
     from .report import build_results
-    from .runner import open_data, pick_device, run
+    from .runner import DataError, open_data, pick_device, run
 
     pick_device(device)  # a wrong --device fails before any data is generated
     classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial)  # fail fast
@@ -100,6 +100,8 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         source = {**source, "dataset_id": dataset_id or source["source"]}
     names = [p.name for p in parts]
     scored = summarize(rows, names)
+    if not any(m["n_scored"] for m in scored["per_config"].values()):
+        raise DataError("no image has an ImageNet-1k label in the model's label space: nothing could be scored")
     options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space}
     result = EvaluationResult(build_results(classifier.describe(), source, names, scored, options), rows)
     if out is not None:

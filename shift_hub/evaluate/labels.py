@@ -96,22 +96,26 @@ def output_to_imagenet(id2label: dict | None, num_outputs: int, *, source: str =
         )
     mapping = np.full(num_outputs, -1, dtype=np.int64)
     unmapped = []
+    first = id2label.get(0, id2label.get("0"))
+    # a 1001-way head with a background class first (TF-ported checkpoints): positions are shifted by one
+    offset = 1 if num_outputs == NUM_IMAGENET + 1 and first is not None and _norm(first) in ("background", "none", "0") else 0
     for key, label in id2label.items():
         pos = int(key)
         if pos >= num_outputs:
             continue
-        idx = label_to_imagenet(label, pos)
+        idx = label_to_imagenet(label, pos - offset)
         if idx is None:
             if num_outputs == NUM_IMAGENET + 1 and pos == 0 and _norm(label) in ("background", "none", "0"):
                 continue
             unmapped.append(label)
         else:
             mapping[pos] = idx
-    if num_outputs == NUM_IMAGENET and (mapping == np.arange(NUM_IMAGENET)).sum() >= 990:
+    tail = mapping[offset:]
+    if num_outputs - offset == NUM_IMAGENET and (tail == np.arange(NUM_IMAGENET)).sum() >= 990:
         # a 1000-way head whose names agree with the standard order almost everywhere IS that order;
         # the few names we cannot parse (e.g. torchvision's "crane bird") keep their position
-        unmapped_pos = mapping < 0
-        mapping[unmapped_pos] = np.arange(NUM_IMAGENET)[unmapped_pos]
+        unmapped_pos = tail < 0
+        tail[unmapped_pos] = np.arange(NUM_IMAGENET)[unmapped_pos]
         unmapped = []
     covered = np.unique(mapping[mapping >= 0])
     if len(covered) == 0 or (len(covered) < NUM_IMAGENET and not allow_partial):

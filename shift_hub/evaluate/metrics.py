@@ -114,7 +114,7 @@ def corruption_errors(
             "mean_error": mean_err,
             "complete": all(s in sev_err for s in severities),
         }
-        if name in reference:
+        if name in reference:  # over the severities present; `complete` says whether all five are
             entry["ce"] = mean_err / reference[name]
             ces.append(entry["ce"])
             if clean_error is not None:
@@ -192,6 +192,15 @@ def config_info(names: Sequence[str]) -> dict[str, dict]:
     return info
 
 
+def _ece(scored: list, space: str | None) -> float:
+    """ECE, except in mean-probability spaces (ToonNet, 16-class) whose scores are not probabilities."""
+    from .labels import get_label_space
+
+    if space and get_label_space(space).kind == "mean_prob":
+        return float("nan")
+    return expected_calibration_error([r["confidence"] for r in scored], [r["correct"] for r in scored])
+
+
 def summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
     """Per-config metrics and the cross-config summaries (mCE, severity curves, XImageNet score)."""
     info = config_info(configs)
@@ -209,7 +218,7 @@ def summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
             "label_space": by_config[name][0]["label_space"] if by_config.get(name) else None,
             "top1": accuracy([r["correct"] for r in scored]),
             "top5": accuracy([r["correct5"] for r in scored]),
-            "ece": expected_calibration_error([r["confidence"] for r in scored], [r["correct"] for r in scored]),
+            "ece": _ece(scored, by_config[name][0]["label_space"] if by_config.get(name) else None),
             "severity": info[name]["severity"],
         }
     # drop vs the clean baseline, scored in the same label space

@@ -75,6 +75,9 @@ class Classifier:
             out["weights_file"] = self.weights_file
         if self.weights_sha256:
             out["weights_sha256"] = self.weights_sha256
+        index = np.asarray(self.imagenet_index) if self.imagenet_index is not None else None
+        if index is not None and index.ndim == 1:  # images of uncovered classes can never be right
+            out["imagenet_classes_covered"] = int(len(np.unique(index[index >= 0])))
         return out
 
 
@@ -121,7 +124,13 @@ def load_timm(spec: str, weights: str | None = None, allow_partial: bool = False
     if name.startswith(("hf-hub:", "local-dir:")):
         if weights:
             raise ModelLoadError(f"{spec}: a hub/local-dir model brings its own weights; drop weights=")
-        model = timm.create_model(name, pretrained=True)
+        try:
+            model = timm.create_model(name, pretrained=True)
+        except Exception as exc:  # offline hub, missing folder, unknown repo: one clear message, no traceback
+            where = ("download it once (`hf download " + name[len("hf-hub:"):] + "`) or set HF_HUB_OFFLINE=1 to use "
+                     "the cache" if name.startswith("hf-hub:") else "check the folder holds config.json and weights")
+            raise ModelLoadError(f"{spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                                 f"{where}") from None
         if name.startswith("local-dir:"):
             folder = Path(name[len("local-dir:"):])
             files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")) or sorted(folder.glob("*.pth"))

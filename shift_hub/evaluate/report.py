@@ -33,8 +33,10 @@ def build_results(model: dict, data: dict, configs: list[str], scored: dict, opt
 
 def markdown_table(results: dict) -> str:
     """One line per config: images, top-1, top-5, drop vs clean (points and relative), ECE."""
+    covered = results["model"].get("imagenet_classes_covered", 1000)
     lines = [
-        f"**{results['model']['id']}** on `{results['data']['source']}`",
+        f"**{results['model']['id']}** on `{results['data']['source']}`"
+        + (f" — the model covers only {covered} of the 1000 ImageNet-1k classes" if covered < 1000 else ""),
         "",
         "| config | label space | images | top-1 % | top-5 % | drop (pts) | drop (rel %) | ECE % |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -53,8 +55,9 @@ def markdown_table(results: dict) -> str:
                   "|---|---|---:|---:|---:|"]
         for name, e in c["per_corruption"].items():
             by_sev = " / ".join(_pct(e["error_by_severity"].get(str(s))) for s in range(1, 6))
-            lines.append(f"| {name} | {by_sev} | {_pct(e['mean_error'])} | {_pct(e.get('ce'))} | "
-                         f"{_pct(e.get('relative_ce'))} |")
+            partial = "" if e.get("complete") or e.get("ce") is None else " (partial)"  # not all 5 severities
+            lines.append(f"| {name} | {by_sev} | {_pct(e['mean_error'])} | {_pct(e.get('ce'))}{partial} | "
+                         f"{_pct(e.get('relative_ce'))}{partial} |")
     if c and "mce" in c:
         done = "" if c.get("complete") else f" (partial: {c['corruptions_in_mce']} of 15 corruptions and/or not all severities)"
         lines += ["", f"mCE {_pct(c['mce'])}" + (f", relative mCE {_pct(c['relative_mce'])}" if "relative_mce" in c else "")
@@ -71,7 +74,9 @@ def model_index_yaml(results: dict, dataset_type: str | None = None) -> str:
     import yaml
 
     # a local folder is named by the Hub id it will be pushed to (dataset_id) when one was given
-    source = dataset_type or results["data"].get("dataset_id") or results["data"]["source"]
+    source = dataset_type or results["data"].get("dataset_id")
+    if not source:  # a local path means nothing on a model card: name the benchmark, pass --dataset-id to link it
+        source = results["data"]["source"] if results["data"].get("kind") == "hub" else "shift_hub"
     entries = []
     for name, m in results["metrics"].items():
         if m["n_scored"] == 0:
