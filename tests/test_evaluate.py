@@ -268,3 +268,22 @@ def test_main_job_generates_from_samples_then_scores(tmp_path):
     assert result.results["data"]["generated_from"] == "samples"
     assert (tmp_path / "data" / "clean").is_dir() and (tmp_path / "table.md").is_file()
     assert result.metrics["clean"]["n_scored"] == 8
+
+
+def test_images_already_at_input_size_are_not_resized_again():
+    """ImageNet-C's 224 crops go in as they are (test.py: CenterCrop(224) only); larger images get the full transform."""
+    import torch
+    from PIL import Image
+    from transformers import DeiTImageProcessor
+
+    from shift_hub.evaluate.models import _ProcessorTransform, load_model
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3)).astype(np.uint8))
+    plain = torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float() / 255
+    lite0 = load_model("efficientnet_lite0")
+    assert torch.allclose(lite0.preprocess(img), (plain - 0.5) / 0.5, atol=1e-6)
+    processor = DeiTImageProcessor(size={"height": 256, "width": 256}, crop_size={"height": 224, "width": 224},
+                                   image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    assert torch.allclose(_ProcessorTransform(processor)(img), (plain - 0.5) / 0.5, atol=1e-5)
+    big = img.resize((300, 260))
+    assert _ProcessorTransform(processor)(big).shape == (3, 224, 224)

@@ -85,11 +85,26 @@ class Classifier:
 # timm
 # ----------------------------------------------------------------------------------------------
 
+class _AtInputSize:
+    """The model's own eval transform, except that an image already at its input size (the 224x224
+    crops of `clean` and ImageNet-C) is not resized and cropped a second time: as Hendrycks &
+    Dietterich's test.py feeds ImageNet-C (CenterCrop(224) only)."""
+
+    def __init__(self, full, exact, size: tuple[int, int]):
+        self.full, self.exact, self.size = full, exact, size  # size: (width, height)
+
+    def __call__(self, image):
+        return (self.exact if image.size == self.size else self.full)(image)
+
+
 def _timm_transform(model):
     import timm.data
 
     config = timm.data.resolve_data_config({}, model=model)
-    return timm.data.create_transform(**config), config
+    _, h, w = config["input_size"]
+    full = timm.data.create_transform(**config)
+    exact = timm.data.create_transform(**{**config, "crop_pct": 1.0})
+    return _AtInputSize(full, exact, (w, h)), config
 
 
 def _timm_index(model, source: str, allow_partial: bool) -> np.ndarray:
@@ -261,7 +276,17 @@ class _ProcessorTransform:
         self.processor = processor
 
     def __call__(self, image):
+        if image.size == self._input_size():  # already the model's input: no second resize/crop (see _AtInputSize)
+            return self.processor(images=image, return_tensors="pt", do_resize=False,
+                                  do_center_crop=False)["pixel_values"][0]
         return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def _input_size(self) -> tuple[int, int] | None:
+        size = getattr(self.processor, "crop_size", None) if getattr(self.processor, "do_center_crop", False) else None
+        size = size or getattr(self.processor, "size", None) or {}
+        if "height" in size and "width" in size:
+            return (size["width"], size["height"])
+        return None
 
 
 def load_transformers(spec: str, revision: str | None = None, allow_partial: bool = False) -> Classifier:
