@@ -36,6 +36,18 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+
+def _named_folders(root: Path, matches) -> dict[str, Path]:
+    """name -> folder for the folders under `root` that `matches`, looking through one level of grouping
+    folders (the releases' per-category archives, e.g. blur/motion_blur/) when a folder itself does not."""
+    found: dict[str, Path] = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        if matches(d):
+            found[d.name] = d
+        else:
+            found.update({g.name: g for g in sorted(d.iterdir()) if g.is_dir() and matches(g)})
+    return found
+
 class ImageNetV2(Source):
     """One ImageNetV2 variant: folders named by the class index (0..999, standard WNID order)."""
 
@@ -78,12 +90,7 @@ class ImageNetC(Source):
         def has_severities(d: Path) -> bool:
             return any(s.is_dir() and s.name.isdigit() for s in d.iterdir())
 
-        found: dict[str, Path] = {}
-        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            if has_severities(d):
-                found[d.name] = d
-            else:
-                found.update({g.name: g for g in sorted(d.iterdir()) if g.is_dir() and has_severities(g)})
+        found = _named_folders(self.root, has_severities)
         if not found:
             raise SourceError(f"{self.root}: no <corruption>/<severity>/ folders; expected the ImageNet-C layout")
         return dict(sorted(found.items()))
@@ -159,12 +166,7 @@ class ImageNetP(Source):
         """perturbation -> folder, looking through one level of grouping folders (as for ImageNet-C)."""
         if not self.root.is_dir():
             raise SourceError(f"{self.root}: not a directory; expected <root>/<perturbation>/<wnid>/*.mp4")
-        found: dict[str, Path] = {}
-        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            if is_class_folders(d):
-                found[d.name] = d
-            else:
-                found.update({g.name: g for g in sorted(d.iterdir()) if g.is_dir() and is_class_folders(g)})
+        found = _named_folders(self.root, is_class_folders)
         if not found:
             raise SourceError(f"{self.root}: no <perturbation>/<wnid>/ folders; expected the ImageNet-P layout")
         return dict(sorted(found.items()))
