@@ -10,24 +10,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import __version__, imaging
+from . import __version__, folder, imaging
+from .folder import META_KEY, SPLIT, shard_metadata, shard_name  # noqa: F401  (re-exported for callers)
 from .registry import MASKS, Encoding, ShiftSpec, get
 from .rng import generator
+from .folder import summary  # noqa: F401  (re-exported: generate.summary is public)
 from .sources import Example, Source, SourceError, open_source
 
-SPLIT = "validation"
-META_KEY = b"shift_hub"
 DEFAULT_SHARD_SIZE = 1000
+logger = logging.getLogger(__name__)
 
 
 def features():
@@ -52,6 +52,7 @@ class ConfigReport:
     reused_shards: int = 0
     skipped: list = field(default_factory=list)  # [{"image_id", "reason"}]
     converted: list = field(default_factory=list)  # [{"image_id", "note"}]
+    busy: bool = False  # the shard was being written by another live run: not run here
 
 
 class GenerationError(RuntimeError):
@@ -164,11 +165,25 @@ def iter_rows(job: ShardJob, source: Source, report: ConfigReport, progress=None
             progress(1)
 
 
-def run_shard(job: ShardJob, source: Source, progress=None) -> ConfigReport:
+def run_shard(job: ShardJob, source: Source, progress=None, wait: bool = False) -> ConfigReport:
+    """Write one shard while holding its lock; every engine (pool, accelerate, Ray, job arrays) calls this.
+
+    A shard another live writer holds is left to it (`busy`) unless `wait`; one finished meanwhile by
+    another run with the same settings is not made again.
+    """
     report = ConfigReport(job.config)
-    rows = list(iter_rows(job, source, report, progress))
-    report.written = len(rows)
-    _write_shard(job, rows, report)
+    with folder.shard_lock(job.path, wait) as held:
+        if not held:
+            report.busy = True
+            return report
+        for stale in folder.dead_temp_files(job.path):
+            stale.unlink(missing_ok=True)  # we hold the lock, so its writer is dead: never renamed, never seen
+        if Path(job.path).exists() and folder.readable_fingerprint(job.path) == job.fingerprint:
+            report.reused_shards += 1
+            if progress:
+                progress(len(job.examples))
+            return report
+        _write_shard(job, iter_rows(job, source, report, progress), report)
     return report
 
 
@@ -190,37 +205,47 @@ def _batched_extra(job: ShardJob, source: Source, example: Example, decoded: np.
         return None
 
 
-def _write_shard(job: ShardJob, rows: list[dict], report: ConfigReport) -> None:
+ROW_GROUP = 100  # rows per parquet row group: what a shard holds in memory at once
+
+
+def _write_shard(job: ShardJob, rows: Iterator[dict], report: ConfigReport) -> None:
+    """Stream rows to a temporary file in row groups, put the footer (fingerprint, reasons) last, rename."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = features().arrow_schema
-    meta = {
+    path = Path(job.path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # only now: a run that fails first leaves no empty config dir
+    tmp = folder.temp_path(path)
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            batch: list[dict] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) == ROW_GROUP:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    report.written += len(batch)
+                    batch = []
+            if batch:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                report.written += len(batch)
+            writer.add_key_value_metadata({META_KEY: json.dumps(_footer(job, report), sort_keys=True).encode()})
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _footer(job: ShardJob, report: ConfigReport) -> dict:
+    return {
         "shift_hub_version": __version__, "config": job.config, "seed": job.seed, "fingerprint": job.fingerprint,
-        "shard": job.index, "num_shards": job.count, "planned": len(job.examples), "written": len(rows),
+        "shard": job.index, "num_shards": job.count, "planned": len(job.examples), "written": report.written,
         "source": job.source_name, "encoding": asdict(job.encoding),
         "params": json.loads(json.dumps(dict(job.spec.params), default=str)),
         "masks": job.masks.options.fields() if job.masks is not None else None,  # how masks were made
         "ids_sha256": hashlib.sha256("\n".join(e.image_id for e in job.examples).encode()).hexdigest(),
         "skipped": report.skipped, "converted": report.converted,
     }
-    schema = schema.with_metadata({**(schema.metadata or {}), META_KEY: json.dumps(meta, sort_keys=True).encode()})
-    columns = {name: [r[name] for r in rows] for name in schema.names}
-    table = pa.Table.from_pydict(columns, schema=schema)
-    path = Path(job.path)
-    path.parent.mkdir(parents=True, exist_ok=True)  # only now: a run that fails first leaves no empty config dir
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, row_group_size=100)
-    os.replace(tmp, path)
-
-
-def shard_metadata(path: str | Path) -> dict:
-    import pyarrow.parquet as pq
-
-    meta = pq.read_schema(path).metadata or {}
-    if META_KEY not in meta:
-        raise GenerationError(f"{path}: not written by shift_hub (no {META_KEY.decode()} footer metadata)")
-    return json.loads(meta[META_KEY])
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -257,9 +282,6 @@ def fingerprint(spec: ShiftSpec, seed: int, encoding: Encoding, examples: Iterab
     return h.hexdigest()
 
 
-def shard_name(index: int, count: int) -> str:
-    return f"{SPLIT}-{index:05d}-of-{count:05d}.parquet"
-
 
 def plan_jobs(spec: ShiftSpec, examples: list[Example], out: Path, seed: int, encoding: Encoding,
               shard_size: int, source_name: str, batch_size: int = 16, masks=None) -> list[ShardJob]:
@@ -276,21 +298,32 @@ def plan_jobs(spec: ShiftSpec, examples: list[Example], out: Path, seed: int, en
     return jobs
 
 
-def _pending(jobs: list[ShardJob], overwrite: bool) -> list[ShardJob]:
-    """Jobs still to run; refuses to mix shards made with other settings unless told to replace them."""
+def _pending(jobs: list[ShardJob], overwrite: bool, log=None) -> list[ShardJob]:
+    """Jobs still to run (what a slice or rank runs is decided by engines.py from the whole plan).
+
+    Never deletes a file shift_hub did not write unless told to: shards made with other settings and
+    parquet files without a shift_hub footer are refused without --overwrite; an unreadable file at a
+    planned name (a truncated copy, a disk error) is moved to OUT/.damaged/ and made again.
+    """
     config_dir = Path(jobs[0].path).parent
-    for stale in config_dir.glob(".*.tmp-*"):
-        stale.unlink()  # a killed writer's partial file: never renamed, so never visible
     planned = {Path(j.path).name for j in jobs}
-    foreign = sorted(p for p in config_dir.glob("*.parquet") if p.name not in planned)
-    unreadable = [j for j in jobs if Path(j.path).exists() and _readable_fingerprint(j.path) is None]
-    for j in unreadable:
-        Path(j.path).unlink()  # a damaged shard (truncated copy, disk error) is simply made again
-    mismatched = [j for j in jobs if Path(j.path).exists() and _readable_fingerprint(j.path) != j.fingerprint]
+    present = folder.shard_files(config_dir)
+    kinds = {p.name: folder.ownership(p) for p in present}
+    damaged = [p for p in present if p.name in planned and kinds[p.name] == "damaged"]
+    for p in damaged:
+        target = config_dir.parent / ".damaged" / config_dir.name / p.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(p, target)
+        if log:
+            log(f"{p}: unreadable (truncated or damaged); moved to {target} and made again")
+    foreign = [p for p in present if p not in damaged and (p.name not in planned or kinds[p.name] != "ours")]
+    mismatched = [j for j in jobs if Path(j.path).exists() and Path(j.path) not in foreign
+                  and folder.readable_fingerprint(j.path) != j.fingerprint]
     if (foreign or mismatched) and not overwrite:
-        names = [p.name for p in foreign] + [Path(j.path).name for j in mismatched]
-        raise GenerationError(f"{config_dir}: holds shards made with other settings ({', '.join(names[:3])}"
-                              f"{', ...' if len(names) > 3 else ''}); "
+        names = [p.name + (" (not written by shift_hub)" if kinds[p.name] == "foreign" else "") for p in foreign]
+        names += [Path(j.path).name for j in mismatched]
+        raise GenerationError(f"{config_dir}: holds shards made with other settings or by another program "
+                              f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); nothing was deleted: "
                               "rerun with --overwrite to replace them, or choose another --out")
     for p in foreign:
         p.unlink()
@@ -299,14 +332,40 @@ def _pending(jobs: list[ShardJob], overwrite: bool) -> list[ShardJob]:
     return [j for j in jobs if not Path(j.path).exists()]
 
 
-def _readable_fingerprint(path: str | Path) -> str | None:
-    try:
-        return shard_metadata(path).get("fingerprint")
-    except Exception:  # not parquet, truncated, foreign: pyarrow raises several kinds
-        return None
-
-
 # --- running -----------------------------------------------------------------------------------
+
+def _pool_worker(parent_pid: int) -> None:
+    """A pool worker: dies with its parent (a SIGKILLed run leaves no idle workers behind), one thread."""
+    _die_with_parent(parent_pid)
+    _single_threaded_worker()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Exit when the parent process goes away: PR_SET_PDEATHSIG on Linux, and a watchdog thread anywhere."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="shift_hub-parent-watchdog", daemon=True).start()
+
 
 def _single_threaded_worker() -> None:
     """One BLAS/OpenMP/OpenCV thread per worker process: N workers use N cores, not N x cores."""
@@ -339,16 +398,22 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
              num_proc: int = 1, seed: int = 0, limit: int | None = None, shard_size: int = DEFAULT_SHARD_SIZE,
              png: bool = False, overwrite: bool = False, classes_subset: str | None = None,
              batch_size: int = 16, progress: bool = True, card: bool = True,
-             masks=None, overrides: dict | None = None) -> dict[str, ConfigReport]:
+             masks=None, overrides: dict | None = None, engine: str = "local", ray_address: str | None = None,
+             shard: str | tuple[int, int] | None = None) -> dict[str, ConfigReport]:
     """Write each config as parquet shards under OUT/<config>/ and (re)write OUT/README.md.
 
     `masks` (a `shift_hub.masks.MaskOptions`) says how configs that need MASKS get their object masks;
-    they are computed once per source image into OUT/.masks/ before any config runs.
+    they are computed once per source image into OUT/.masks/ before any config runs. `engine` is "local"
+    (this process, a pool of `num_proc`, or accelerate/torchrun ranks) or "ray"; `shard` ("I/N") runs only
+    slice I of N of the plan, for job arrays: the card is written by whichever slice completes the plan.
     """
     from tqdm.auto import tqdm
 
+    from . import engines
     from .registry import expand
 
+    slice_ = engines.parse_shard(shard) if isinstance(shard, str) else shard
+    engines.check_engine(engine)  # a missing Ray is said before any work
     if isinstance(source, str):
         source = open_source(source)
     out = Path(out)
@@ -356,53 +421,50 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
     examples = plan_examples(source, limit, classes_subset)
     _preflight(specs)
     state = _distributed_state()
+    main = state is None or state.is_main_process
+    if main:
+        folder.check_output_folder(out, overwrite)
+    log = logger.warning  # waits, moved damaged files, a deferred card: said even with --quiet
     mask_context = _mask_context(specs, examples, source, out, masks)
+    planned: list[ShardJob] = []
     jobs: list[ShardJob] = []
     for spec in specs:
-        encoding = encoding_for(spec, png)
         # the shard plan never depends on the process count, so a run resumes under any launch;
         # with few images per GPU, lower --shard-size so every process gets work
-        config_jobs = plan_jobs(spec, examples, out, seed, encoding, shard_size, source.describe(), batch_size,
-                                mask_context)
-        if state is None or state.is_main_process:
-            config_jobs = _pending(config_jobs, overwrite)
+        config_jobs = plan_jobs(spec, examples, out, seed, encoding_for(spec, png), shard_size, source.describe(),
+                                batch_size, mask_context)
+        planned.extend(config_jobs)
+        if main:
+            config_jobs = _pending(config_jobs, overwrite, log)
         if state is not None:
             state.wait_for_everyone()
             config_jobs = [j for j in config_jobs if not Path(j.path).exists()]
         jobs.extend(config_jobs)
+    if slice_ is not None:
+        mine = {j.path for j in engines.assign(planned, slice_[1])[slice_[0] - 1]}
+        jobs = [j for j in jobs if j.path in mine]
 
     if mask_context is not None:
         from .masks import precompute
 
         needing = {e.image_id: e for j in jobs if MASKS in j.spec.needs for e in j.examples}
-        precompute(mask_context, source, list(needing.values()), num_proc, state)
+        precompute(mask_context, source, list(needing.values()), num_proc, state, progress=progress)
     reports = {spec.name: ConfigReport(spec.name) for spec in specs}
-    total = sum(len(j.examples) for j in jobs)
-    bar = tqdm(total=total, unit="img", desc="generate", disable=not progress or (state is not None and not state.is_main_process))
-    if state is not None:
-        with state.split_between_processes(jobs) as mine:
-            for job in mine:
-                _merge(reports[job.config], run_shard(job, source, bar.update))
-        state.wait_for_everyone()
-    elif num_proc <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            _merge(reports[job.config], run_shard(job, source, bar.update))
-    else:
-        with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"),
-                                 initializer=_single_threaded_worker) as pool:
-            futures = {pool.submit(run_shard, job, source): job for job in jobs}
-            try:
-                for fut in as_completed(futures):
-                    _merge(reports[futures[fut].config], fut.result())
-                    bar.update(len(futures[fut].examples))
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)  # finished shards stay; a rerun resumes
-                raise
+    bar = tqdm(total=sum(len(j.examples) for j in jobs), unit="img", desc="generate",
+               disable=not progress or not main)
+    for report in engines.run(jobs, source, state=state, num_proc=num_proc, engine=engine,
+                              ray_address=ray_address, update=bar.update, log=log):
+        _merge(reports[report.config], report)
     bar.close()
-    if card and (state is None or state.is_main_process):
-        from .hub.cards import write_card
+    if card and main:
+        missing = [j for j in planned if not Path(j.path).exists()]
+        if not missing:
+            from .hub.cards import write_card
 
-        write_card(out)
+            write_card(out, replace_foreign=overwrite)
+        elif log:
+            log(f"{len(missing)} planned shard(s) are not written yet (other --shard slices?): the card is written "
+                f"by the run that completes them, or by `shift-hub card {out}`")
     return reports
 
 
@@ -441,42 +503,24 @@ def _mask_context(specs: list[ShiftSpec], examples: list[Example], source: Sourc
 
 
 def with_overrides(specs: list[ShiftSpec], overrides: dict) -> list[ShiftSpec]:
-    """Specs with parameters replaced (e.g. `weights`, `pattern`); each key must belong to some chosen config.
+    """Specs with parameters replaced (e.g. `weights`, `pattern`), each value checked against the type and
+    range the registry declares for it, and each key belonging to some chosen config.
 
     The changed parameters enter the shard fingerprint and footer, so the card shows what was used.
     """
-    if "severity" in overrides:
-        raise GenerationError("severity is part of the config name: choose e.g. gaussian_noise_5, not --set severity=5")
-    unused = set(overrides) - {k for spec in specs for k in spec.params}
-    if unused:
-        raise GenerationError(f"parameter(s) {sorted(unused)} are not parameters of {[s.name for s in specs]}; "
-                              "`shift-hub list` and the registry show each config's parameters")
-    return [dataclasses.replace(spec, params={**spec.params, **{k: v for k, v in overrides.items() if k in spec.params}})
-            for spec in specs]
+    from .registry import BadParameter, validate_overrides
+
+    try:
+        per_config = validate_overrides(specs, overrides)
+    except BadParameter as exc:
+        raise GenerationError(str(exc)) from None
+    return [dataclasses.replace(spec, params={**spec.params, **per_config.get(spec.name, {})}) for spec in specs]
 
 
 def _merge(into: ConfigReport, part: ConfigReport) -> None:
     into.written += part.written
     into.skipped.extend(part.skipped)
     into.converted.extend(part.converted)
-
-
-def summary(out: str | Path) -> dict[str, dict]:
-    """Per config: shards, images written, skipped and converted with reasons, read back from the footers."""
-    result: dict[str, dict] = {}
-    for path in sorted(Path(out).glob(f"*/{SPLIT}-*.parquet")):
-        if _readable_fingerprint(path) is None:
-            continue  # damaged or foreign: the next generate run remakes it
-        meta = shard_metadata(path)
-        s = result.setdefault(meta["config"], {"shards": 0, "written": 0, "skipped": [], "converted": [],
-                                                "seed": meta["seed"], "source": meta["source"],
-                                                "encoding": meta["encoding"], "version": meta["shift_hub_version"],
-                                                "params": meta.get("params", {})})
-        s["shards"] += 1
-        s["written"] += meta["written"]
-        s["skipped"] += meta["skipped"]
-        s["converted"] += meta["converted"]
-    return result
 
 
 __all__ = ["generate", "shift_image", "summary", "plan_examples", "features", "GenerationError"]

@@ -6,10 +6,11 @@ Bad input never stops a run: `decode` either converts (with a note saying what i
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .registry import Encoding, Geometry
 
@@ -18,30 +19,88 @@ MAX_PIXELS = 100_000_000  # larger is treated as a decompression bomb (ILSVRC's 
 
 
 class BadImage(ValueError):
-    """An image that cannot be used; the message is the reason recorded in the card's statistics."""
+    """An image that cannot be used; the message is the reason recorded in the card's statistics.
+
+    The engine stores each reason next to its image id, so a reason never repeats the id, and it is
+    stable text (see `stable_reason`): two runs over the same files write the same bytes.
+    """
+
+
+# an object's repr (`<_io.BytesIO object at 0x7f...>`), a bare memory address, an absolute path
+_OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
+_ADDRESS = re.compile(r"(?:\bat\s+)?\b0x[0-9a-fA-F]{6,}\b")
+_ABS_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s'\"()<>:;,]+[/\\])+([^\s'\"()<>:;,/\\]+)")
+
+
+def stable_reason(text: str) -> str:
+    """`text` without what differs between two runs over the same files: object reprs and memory addresses
+    are dropped, absolute paths (temporary or machine-specific folders) are cut to their last component."""
+    text = _OBJECT_REPR.sub("", str(text))
+    text = _ADDRESS.sub("", text)
+    text = _ABS_PATH.sub(r"\1", text)
+    text = re.sub(r"\(\s*\)|\[\s*\]", "", text)  # brackets emptied by the above
+    text = re.sub(r"\s+([;,.])", r"\1", text)  # the space a removed repr leaves before punctuation
+    return re.sub(r"\s{2,}", " ", text).strip(" :")
 
 
 def decode(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, str | None]:
-    """RGB uint8 array and a note on any conversion (CMYK, grey, 16-bit, alpha, palette), or BadImage."""
+    """RGB uint8 array and a note on any conversion (CMYK, grey, 16-bit, alpha, palette) or on an EXIF
+    orientation left unapplied, or BadImage.
+
+    `name` is accepted for callers' convenience but kept out of the reason: the engine records the reason
+    next to the image id already, and the card and the CLI print both.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below decides
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > MAX_PIXELS:
-                raise BadImage(f"{name}: {w}x{h} exceeds {MAX_PIXELS} pixels (decompression bomb guard)")
+                raise BadImage(f"decompression bomb: {w}x{h} exceeds {MAX_PIXELS} pixels")
             img.load()
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage(f"{name}: decompression bomb ({exc})") from None
-    except OSError as exc:  # truncated, corrupt, not an image
-        raise BadImage(f"{name}: cannot decode ({exc}); re-download or remove the file") from None
+        raise BadImage(f"decompression bomb: {stable_reason(exc)}") from None
+    except UnidentifiedImageError:  # its message is "cannot identify image file <_io.BytesIO object at 0x...>"
+        raise BadImage("cannot decode: not an image format Pillow recognises; re-download or remove the file") from None
+    except OSError as exc:  # truncated, corrupt
+        raise BadImage(f"cannot decode: {stable_reason(exc) or type(exc).__name__}; "
+                       "re-download or remove the file") from None
     except Exception as exc:  # PIL raises assorted errors on malformed headers
-        raise BadImage(f"{name}: cannot decode ({type(exc).__name__}: {exc})") from None
+        detail = stable_reason(exc)
+        raise BadImage(f"cannot decode: {type(exc).__name__}{': ' + detail if detail else ''}; "
+                       "re-download or remove the file") from None
     if min(img.size) < MIN_SIDE:
-        raise BadImage(f"{name}: {img.size[0]}x{img.size[1]} is smaller than {MIN_SIDE} px on a side")
-    return _to_rgb(img)
+        raise BadImage(f"too small: {img.size[0]}x{img.size[1]} is smaller than {MIN_SIDE} px on a side")
+    orientation = _exif_orientation_note(img)
+    arr, note = _to_rgb(img)
+    return arr, "; ".join(n for n in (note, orientation) if n) or None
+
+
+# EXIF tag 274 (Orientation): how a viewer turns the stored pixels for display; 1 is "as stored".
+EXIF_ORIENTATION_TAG = 0x0112
+EXIF_ORIENTATIONS = {
+    2: "mirror horizontally", 3: "rotate 180", 4: "mirror vertically", 5: "mirror horizontally, rotate 270",
+    6: "rotate 90", 7: "mirror horizontally, rotate 90", 8: "rotate 270",  # clockwise, as the EXIF standard
+}
+
+
+def _exif_orientation_note(img: Image.Image) -> str | None:
+    """A note for an EXIF orientation other than identity. The pixels are kept as stored, as the published
+    pipelines (PIL's Image.open and convert, torchvision's loader) read ImageNet: none applies the tag."""
+    try:
+        value = img.getexif().get(EXIF_ORIENTATION_TAG)
+    except Exception:  # a malformed EXIF block: the pixels decoded, the tag is simply unreadable
+        return None
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    if value not in EXIF_ORIENTATIONS:
+        return None  # 1 (identity), absent, or outside the 1-8 the standard defines: viewers show it as stored
+    return (f"EXIF orientation {value} ({EXIF_ORIENTATIONS[value]}) ignored, as the published pipelines do: "
+            "pixels kept as stored")
 
 
 def _to_rgb(img: Image.Image) -> tuple[np.ndarray, str | None]:

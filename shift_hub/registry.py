@@ -7,8 +7,11 @@ that listing the registry imports no heavy dependency (torch, OpenCV) until a sh
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
+
+from .params import BadParameter, Param, describe_params, validate
 
 # Needs a config may declare; the CLI and tests use them to decide what can run where.
 GPU, WEIGHTS, MASKS = "gpu", "weights", "masks"
@@ -64,6 +67,8 @@ class ShiftSpec:
     fn: str | None  # "module:function" taking (image uint8 HxWx3, rng, **params); None = identity
     description: str
     citation: str  # BibTeX of the paper that defined the shift
+    # The defaults, a plain dict. In the registry each value is written as a `Param` (type, range, choices
+    # next to the default); __post_init__ moves those declarations to `param_specs`, keeping `params` plain.
     params: Mapping = field(default_factory=dict)
     severity: int | None = None
     geometry: Geometry = STANDARD
@@ -78,6 +83,22 @@ class ShiftSpec:
     # "module:function" called with the params before anything is written: raises OSError/ValueError
     # (a missing weights or pattern file) so a run fails at once, not after hours of other configs.
     preflight: str | None = None
+    # key -> Param: each parameter's declared type and domain (see shift_hub/params.py); every registry
+    # parameter has one (tests/test_params.py), overrides are validated against it (validate_overrides).
+    param_specs: Mapping = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        declared = {k: v for k, v in self.params.items() if isinstance(v, Param)}
+        if declared:
+            object.__setattr__(self, "params", {k: v.default if isinstance(v, Param) else v
+                                                for k, v in self.params.items()})
+            object.__setattr__(self, "param_specs", {**self.param_specs, **declared})
+
+    def param(self, key: str) -> Param:
+        """The declaration of `key` (KeyError if not a parameter); undeclared keys of entries made outside
+        the registry get an unchecked Param(kind="any")."""
+        default = self.params[key]
+        return self.param_specs.get(key) or Param("any", default)
 
     def load_fn(self) -> Callable | None:
         if self.fn is None:
@@ -185,7 +206,8 @@ def _imagenet_c() -> list[ShiftSpec]:
                 description=f"ImageNet-C {title}, severity {severity} of 5 ({where}): {what}. Resize 256, centre "
                 "crop 224, corrupt, JPEG quality 85, with make_imagenet_c.py's parameters.",
                 citation=IMAGENET_C_BIBTEX,
-                params={"severity": severity},
+                params={"severity": Param(int, severity, min=1, max=5, fixed=True,
+                                          help="ImageNet-C severity")},
                 severity=severity,
                 geometry=STANDARD,
                 encoding=IMAGENET_C_ENCODING,
@@ -198,12 +220,13 @@ def _imagenet_c() -> list[ShiftSpec]:
 _IMAGENET_C = _imagenet_c()
 
 # --- cartoon family (issue 7): ImageNet-Cartoon's White-box generator, and a weight-free look-alike ---
-_CARTOON_BIBTEX = """@inproceedings{salvador2022imagenetcartoon,
+SALVADOR_BIBTEX = """@inproceedings{salvador2022imagenetcartoon,
   title={ImageNet-Cartoon and ImageNet-Drawing: two domain shift datasets for ImageNet},
   author={Salvador, Tiago and Oberman, Adam M.},
   booktitle={ICML 2022 Workshop on Shift Happens},
   year={2022}
-}
+}"""
+_CARTOON_BIBTEX = SALVADOR_BIBTEX + """
 @inproceedings{wang2020whitebox,
   title={Learning to Cartoonize Using White-box Cartoon Representations},
   author={Wang, Xinrui and Yu, Jinze},
@@ -221,7 +244,9 @@ _CARTOON = [
         "(official checkpoint model-33999, run in torch) and its guided filter (r 1, eps 5e-3), on BGR in "
         "[-1, 1], output clipped to uint8.",
         citation=_CARTOON_BIBTEX,
-        params={"weights": None},  # None: $SHIFT_HUB_WHITEBOX, else the file `shift-hub convert-whitebox` writes
+        params={"weights": Param("path", None, nullable=True,
+                                 help="--weights: a .safetensors file, the converted folder or a Hub repo id; "
+                                 "null: $SHIFT_HUB_WHITEBOX, else the file `shift-hub convert-whitebox` writes")},
         preflight="shift_hub.shifts.cartoon:check_weights",
         geometry=Geometry(max_shorter=720, crop_multiple=8),
         encoding=Encoding(quality=95),
@@ -256,12 +281,7 @@ PENCIL_BIBTEX = """@inproceedings{lu2012combining,
   booktitle={International Symposium on Non-Photorealistic Animation and Rendering (NPAR)},
   pages={65--73}, year={2012}
 }
-@inproceedings{salvador2022imagenetcartoon,
-  title={ImageNet-Cartoon and ImageNet-Drawing: two domain shift datasets for ImageNet},
-  author={Salvador, Tiago and Oberman, Adam M.},
-  booktitle={ICML 2022 Shift Happens Workshop},
-  year={2022}
-}"""
+""" + SALVADOR_BIBTEX
 
 TOONNET_BIBTEX = """@inproceedings{zhou2018toonnet,
   title={ToonNet: a cartoon image dataset and a DNN-based semantic classification system},
@@ -270,10 +290,19 @@ TOONNET_BIBTEX = """@inproceedings{zhou2018toonnet,
   year={2018}, doi={10.1145/3284398.3284403}
 }"""
 
-_PENCIL_CALL = dict(
-    kernel_size=8, stroke_width=0, directions=8, gradient="sobel", w_group=2,
-    stroke_darkness=2.0, tone_darkness=1.5, smoothness="port", lam=0.2,
+_PENCIL_CALL = dict(  # shift_hub/shifts/drawing.py: pencil_drawing (defaults = PUBLISHED_CALL there)
+    kernel_size=Param(int, 8, min=1, max=128, help="line kernel half-length: the kernel is (2k+1) px square"),
+    stroke_width=Param(int, 0, min=0, max=128, help="extra rows either side of the 1 px line"),
+    directions=Param(int, 8, min=1, max=128, help="stroke directions (180/n degrees apart)"),
+    gradient=Param(str, "sobel", choices=("sobel", "forward"), help="sobel: 5x5 Sobel; forward: the port's differences"),
+    w_group=Param(int, 2, choices=(0, 1, 2), help="the port's tone weight group (2: bright 2, mild 22, dark 76)"),
+    stroke_darkness=Param(float, 2.0, min=0, min_exclusive=True, max=10, help="exponent of the stroke map"),
+    tone_darkness=Param(float, 1.5, min=0, min_exclusive=True, max=10, help="exponent of the texture"),
+    smoothness=Param(str, "port", choices=("port", "paper"), help="port: its 1-D operator; paper: the 2-D gradient"),
+    lam=Param(float, 0.2, min=0, min_exclusive=True, max=100, help="texture smoothness weight lambda"),
 )
+_PATTERN_HELP = ("a pencil pattern image path, or a published pattern's file name (or I, II, III, IV) found in "
+                 "$SHIFT_HUB_DRAWING_PATTERNS; null or 'synthetic': the synthetic texture")
 _PENCIL_HOW = (
     "Colour pencil drawing of Lu, Xu & Jia (NPAR 2012) as imagenet-shift made ImageNet-Drawing with the "
     "image2pencil-drawing port, at full resolution: only Y of YUV is redrawn, as stroke map squared times "
@@ -302,7 +331,7 @@ _DRAWING = [
         "cannot ship). " + _PENCIL_HOW + " Pass `pattern` (a path) to use a real pattern file, or use the "
         "drawing_pattern_* configs.",
         citation=PENCIL_BIBTEX,
-        params=dict(pattern=None, **_PENCIL_CALL),
+        params=dict(pattern=Param("path", None, nullable=True, help=_PATTERN_HELP), **_PENCIL_CALL),
         preflight="shift_hub.shifts.drawing:check_pattern",
         geometry=FULL,
         encoding=Encoding(quality=95),
@@ -321,7 +350,7 @@ _DRAWING = [
             "put imagenet-shift's src-imagenet-drawing/drawing-patterns folder (from "
             "taldatech/image2pencil-drawing) in $SHIFT_HUB_DRAWING_PATTERNS.",
             citation=PENCIL_BIBTEX,
-            params=dict(pattern=file, **_PENCIL_CALL),
+            params=dict(pattern=Param("path", file, nullable=True, help=_PATTERN_HELP), **_PENCIL_CALL),
             preflight="shift_hub.shifts.drawing:check_pattern",
             geometry=FULL,
             encoding=Encoding(quality=95),
@@ -346,9 +375,13 @@ _TOON = [
         "to the pixel's lightness, segment borders drawn as pencil outlines (strength 0.35), and the "
         "segment's mean chroma mapped back onto the pencil luminance. JPEG quality 95.",
         citation=TOONNET_BIBTEX,
-        params=dict(
-            segment_area=900, compactness=12.0, max_segments=4000, segment_max_side=1024, outline_strength=0.35,
-            chroma_strength=1.0,
+        params=dict(  # shift_hub/shifts/toon.py: toon_handdrawn (defaults = HANDDRAWN there)
+            segment_area=Param(int, 900, min=1, help="pixels per SLIC superpixel"),
+            compactness=Param(float, 12.0, min=0, min_exclusive=True, max=1000, help="SLIC colour-vs-location trade-off"),
+            max_segments=Param(int, 4000, min=1, help="at most this many superpixels"),
+            segment_max_side=Param(int, 1024, min=32, help="segment a copy at most this long (px); smaller is flat"),
+            outline_strength=Param(float, 0.35, min=0, max=1, help="darkness of segment borders (0: none)"),
+            chroma_strength=Param(float, 1.0, min=0, max=2, help="1: the segment's mean chroma, 0: grey pencil"),
         ),
         geometry=FULL,
         encoding=Encoding(quality=95),
@@ -369,10 +402,20 @@ _TOON = [
         "unmasked pixels (V >= 190) joining any region; each region takes its mean filtered colour. "
         "Deterministic. JPEG quality 95.",
         citation=TOONNET_BIBTEX,
-        params=dict(
-            work_max_side=1024, spatial_radius=8, colour_radius=24, background_max_saturation=40,
-            background_min_value=205, outline_max_value=48, chromatic_min_saturation=40, hue_tolerance=6,
-            value_band=40, value_tolerance=28, light_min_value=190, max_regions=600, region_colour="mean",
+        params=dict(  # shift_hub/shifts/toon.py: toon_ius (defaults = IUS there); HSV values are 8-bit
+            work_max_side=Param(int, 1024, min=32, help="filter a copy at most this long (px); smaller is flat"),
+            spatial_radius=Param(int, 8, min=0, max=100, help="mean-shift window (px)"),
+            colour_radius=Param(int, 24, min=0, max=255, help="mean-shift colour window (8-bit units)"),
+            background_max_saturation=Param(int, 40, min=0, max=255, help="background: saturation below this ..."),
+            background_min_value=Param(int, 205, min=0, max=255, help="... and value above this"),
+            outline_max_value=Param(int, 48, min=0, max=255, help="outline: value below this"),
+            chromatic_min_saturation=Param(int, 40, min=0, max=255, help="below: grey, grown by value"),
+            hue_tolerance=Param(int, 6, min=0, max=90, help="OpenCV hue units (0-179, circular)"),
+            value_band=Param(int, 40, min=0, max=255, help="colour regions: value within this of the seed's"),
+            value_tolerance=Param(int, 28, min=0, max=255, help="grey regions: value within this of the seed's"),
+            light_min_value=Param(int, 190, min=0, max=255, help="unmasked pixels this light join any region"),
+            max_regions=Param(int, 600, min=0, help="regions grown at most; leftovers keep the mean-shift colour"),
+            region_colour=Param(str, "mean", choices=("mean", "seed"), help="a region's mean colour, or its seed's"),
         ),
         geometry=FULL,
         encoding=Encoding(quality=95),
@@ -396,9 +439,14 @@ XIMAGENET12_BIBTEX = """@inproceedings{li2024ximagenet,
 
 _XIMAGENET_MASKS = ("The object mask comes from polygon annotations (--polygons: LabelMe / V7 / COCO JSON or "
                     "mask PNGs, as XImageNet-12's own masks were drawn), a segmentation model (--mask-model), or "
-                    "the ILSVRC boxes refined by OpenCV GrabCut (5 iterations, seeded per image)")
+                    "the ILSVRC boxes refined by OpenCV GrabCut (5 iterations on a copy at most 512 px on its longer side, seeded per image)")
 _XIMAGENET_MASK_DEVIATION = ("XImageNet-12 used hand-drawn polygon masks; with ILSVRC boxes the mask is GrabCut's, "
                              "a coarser object outline, unless polygons are given.")
+
+
+def _background_color(color: str) -> Param:
+    return Param(str, color, choices=("red", "green", "blue", "grey"), fixed=True,
+                 help="the background colour; choose another color_bg_* config to change it")
 
 
 def _ximagenet12() -> list[ShiftSpec]:
@@ -407,24 +455,26 @@ def _ximagenet12() -> list[ShiftSpec]:
                   needs=frozenset({MASKS}), group="ximagenet12")
     hues = {"red": "[0,29] or [150,180] (one of the two ranges first, then a hue in it)", "green": "[30,89]",
             "blue": "[90,149]"}
+    blur = dict(ksize=Param(int, 15, odd=True, min=1, max=255, help="OpenCV GaussianBlur kernel side"),
+                sigma=Param(float, 3.0, min=0, max=100, help="Gaussian sigma (0: from ksize, as OpenCV)"))
     specs = [
-        ShiftSpec(name="blur_bg", fn=fn + "blur_bg", params=dict(ksize=15, sigma=3.0),
+        ShiftSpec(name="blur_bg", fn=fn + "blur_bg", params=dict(blur),
                   description="Blurred background: the image blurred with a 15x15 Gaussian (sigma 3, OpenCV) "
                   "outside the object mask, the object's pixels unchanged, at full resolution. " + _XIMAGENET_MASKS + ".",
                   deviation=_XIMAGENET_MASK_DEVIATION, **common),
-        ShiftSpec(name="blur_obj", fn=fn + "blur_obj", params=dict(ksize=15, sigma=3.0),
+        ShiftSpec(name="blur_obj", fn=fn + "blur_obj", params=dict(blur),
                   description="Blurred object: the object region replaced by the 15x15 Gaussian blur (sigma 3) "
                   "of the whole image, the background unchanged. " + _XIMAGENET_MASKS + ".",
                   deviation=_XIMAGENET_MASK_DEVIATION, **common),
     ]
     for color, text in hues.items():
         specs.append(ShiftSpec(
-            name=f"color_bg_{color}", fn=fn + "color_bg", params=dict(color=color),
+            name=f"color_bg_{color}", fn=fn + "color_bg", params=dict(color=_background_color(color)),
             description=f"{color.capitalize()} background: in HSV (OpenCV, hue 0-180) the background's hue is set to "
             f"one constant per image drawn from {text}, saturation and value kept; the object unchanged. "
             + _XIMAGENET_MASKS + ".", deviation=_XIMAGENET_MASK_DEVIATION, **common))
     specs += [
-        ShiftSpec(name="color_bg_grey", fn=fn + "color_bg", params=dict(color="grey"),
+        ShiftSpec(name="color_bg_grey", fn=fn + "color_bg", params=dict(color=_background_color("grey")),
                   description="Grey background: the background's HSV saturation set to 0 (each pixel becomes "
                   "its HSV value, the maximum of R, G, B), the object unchanged. " + _XIMAGENET_MASKS + ".",
                   deviation="XImageNet-12 reports a Color_grey scenario but its published code has no grey "
@@ -439,7 +489,8 @@ def _ximagenet12() -> list[ShiftSpec]:
                   "for models that take no alpha. " + _XIMAGENET_MASKS + ".",
                   deviation="An RGB companion to seg_img; XImageNet-12 made such images as the input of its "
                   "random-background step. " + _XIMAGENET_MASK_DEVIATION, **common),
-        ShiftSpec(name="rand_bg", fn=fn + "rand_bg", params=dict(composite="add"),
+        ShiftSpec(name="rand_bg", fn=fn + "rand_bg", params=dict(composite=Param(
+                      str, "add", choices=("add", "alpha"), help="add: the published saturating sum; alpha: paste")),
                   description="Random real background: the object on black, resized (bilinear) to a photo "
                   "of another class of the source drawn with the image's generator (class first, then image; "
                   "the photo keeps its own object), and combined with cv2.addWeighted(bg, 1, fg, 1, 0), the "
@@ -449,8 +500,15 @@ def _ximagenet12() -> list[ShiftSpec]:
                   "come from the other classes of the source being generated. composite='alpha' (not in the "
                   "registry) pastes the object instead of adding it. " + _XIMAGENET_MASK_DEVIATION, **common),
         ShiftSpec(name="ai_bg", fn=fn + "ai_bg",
-                  params=dict(model_id="diffusers/stable-diffusion-xl-1.0-inpainting-0.1", steps=30,
-                              guidance_scale=7.5, strength=0.99, resolution=1024),
+                  params=dict(
+                      model_id=Param("path", "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+                                     help="SDXL inpainting Hub id or local folder (--inpaint-model replaces it)"),
+                      steps=Param(int, 30, min=1, max=1000, help="denoising steps"),
+                      guidance_scale=Param(float, 7.5, min=0, max=50, help="classifier-free guidance"),
+                      strength=Param(float, 0.99, min=0, min_exclusive=True, max=1,
+                                     help="how much of the background is repainted"),
+                      resolution=Param(int, 1024, choices=(512, 768, 1024),
+                                       help="SDXL bucket scale (1024: its training size)")),
                   description="AI-generated background: everything outside the object mask regenerated by SDXL "
                   "inpainting (diffusers StableDiffusionXLInpaintPipeline, diffusers/stable-diffusion-xl-1.0-"
                   "inpainting-0.1 unless --inpaint-model says otherwise; 30 steps, guidance 7.5, strength 0.99) "
@@ -519,3 +577,66 @@ def expand(names: list[str]) -> list[str]:
             items = [get(name).name]
         out.extend(i for i in items if i not in out)
     return out
+
+
+def _shown_list(names: list[str], limit: int = 8) -> str:
+    if len(names) <= limit:
+        return repr(names)
+    return repr(names[:limit])[:-1] + f", ... (+{len(names) - limit} more)]"
+
+
+def validate_overrides(specs: list[ShiftSpec], overrides: Mapping) -> dict[str, dict]:
+    """Per chosen config name, its overrides checked against its declared Params and coerced (only the keys
+    that config has; {} for a config none applies to). Nothing is run or imported beyond the registry.
+
+    Raises BadParameter (a ValueError, one line) on a key no chosen config has, on `severity` (or another
+    parameter fixed by the config name) and on any value outside its declared type, range or choices, naming
+    the flag (`--set KEY=VALUE`, `--weights X`), the config(s), the key and what is expected.
+    """
+    overrides = dict(overrides or {})
+    names = [s.name for s in specs]
+    if "severity" in overrides:
+        value = overrides["severity"]
+        shifts = [s.name[: -len(f"_{s.severity}")] for s in specs if s.severity is not None]
+        example = f"{shifts[0]}_{value}" if shifts and isinstance(value, int) and not isinstance(value, bool) \
+            and 1 <= value <= 5 else "gaussian_noise_5"
+        shown = json.dumps(value, default=str)
+        raise BadParameter(f"--set severity={shown}: severity is part of the config name: choose e.g. {example}, "
+                           f"not --set severity={shown}", configs=tuple(names), key="severity", value=value, flag="--set")
+    unused = sorted(set(overrides) - {k for spec in specs for k in spec.params}, key=str)
+    if unused:
+        raise BadParameter(f"parameter(s) {unused!r} are not parameters of {_shown_list(names)}; "
+                           "`shift-hub list --params CONFIG` shows each config's parameters",
+                           configs=tuple(names), key=str(unused[0]), value=overrides[unused[0]])
+    out: dict[str, dict] = {spec.name: {} for spec in specs}
+    errors: list[BadParameter] = []
+    for key, value in overrides.items():
+        # configs sharing one declaration are checked once, so an error names them together
+        by_param: list[tuple[Param, list[ShiftSpec]]] = []
+        for spec in specs:
+            if key in spec.params:
+                param = spec.param(key)
+                same = next((g for p, g in by_param if p == param), None)
+                if same is None:
+                    by_param.append((param, [spec]))
+                else:
+                    same.append(spec)
+        for param, group in by_param:
+            try:
+                checked = validate([s.name for s in group], key, value, param)
+            except BadParameter as exc:
+                errors.append(exc)
+                continue
+            for spec in group:
+                out[spec.name][key] = checked
+    if errors:
+        first = errors[0]
+        raise BadParameter("; ".join(str(e) for e in errors), configs=first.configs, key=first.key,
+                           value=first.value, flag=first.flag)
+    return out
+
+
+def describe(spec: ShiftSpec) -> list[str]:
+    """`KEY = DEFAULT  (type/range; help)` per parameter of `spec`, for `shift-hub list --params`."""
+    return describe_params(spec.params, spec.param_specs)
+

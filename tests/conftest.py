@@ -1,3 +1,4 @@
+import hashlib
 import io
 from pathlib import Path
 
@@ -35,3 +36,26 @@ def _private_datasets_cache(tmp_path_factory, monkeypatch):
     import datasets
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_datasets_cache"))
+
+
+def digests(out: Path) -> dict[str, str]:
+    """sha256 of every shard under a generated folder, by relative path: what byte-identity tests compare."""
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(out).glob("*/*.parquet"))}
+
+
+def list_source(items):
+    """A source of images given as bytes, in a chosen order: (image_id, label, bytes) triples."""
+    from shift_hub.sources import Example, Source
+
+    class ListSource(Source):
+        name = "list"
+
+        def examples(self):
+            for i, (image_id, label, _) in enumerate(items):
+                yield Example(image_id, (label,), i)
+
+        def read(self, example):
+            return items[example.locator][2]
+
+    return ListSource()

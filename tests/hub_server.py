@@ -1,7 +1,8 @@
 """A small Hub-compatible HTTP server on 127.0.0.1 for round-trip tests of `shift-hub push`.
 
 It implements the endpoints the real huggingface_hub 2.x and datasets clients call when pushing with
-`create_repo` + `upload_folder` (LFS transfer, i.e. HF_HUB_DISABLE_XET=1) and when loading a dataset:
+`create_repo` + `upload_folder` (LFS transfer, i.e. HF_HUB_DISABLE_XET=1), when loading a dataset, and when
+committing to a model repo directly or through a pull request (`create_commit(create_pr=True)`):
 
     POST /api/repos/create                                  create (409 when it exists)
     GET  /api/whoami-v2                                     who owns the token
@@ -11,7 +12,9 @@ It implements the endpoints the real huggingface_hub 2.x and datasets clients ca
     POST /{prefix}{ns}/{name}.git/info/lfs/objects/batch    LFS batch API (basic transfer)
     PUT  /lfs-objects/{prefix}{ns}/{name}/{oid}             LFS object upload (sha256 checked)
     POST /{prefix}{ns}/{name}.git/info/lfs/objects/verify   LFS verify
-    POST /api/{type}s/{ns}/{name}/commit/{rev}              NDJSON commit, applied atomically
+    POST /api/{type}s/{ns}/{name}/commit/{rev}[?create_pr=1] NDJSON commit, applied atomically; with
+                                                            create_pr: a new pull request on refs/pr/N
+    GET  /api/{type}s/{ns}/{name}/discussions               pull requests (filters: author, type, status)
     POST /api/{type}s/{ns}/{name}/branch/{branch}           create a branch
     GET  /api/{type}s/{ns}/{name}/refs | /commits/{rev}     branches, history
     GET  /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]       tree listing
@@ -19,7 +22,9 @@ It implements the endpoints the real huggingface_hub 2.x and datasets clients ca
     GET|HEAD /{prefix}{ns}/{name}/resolve/{rev}/{path}      file content, ETag, X-Repo-Commit, ranges
 
 State is in memory. A commit replaces a branch head in one step, so a request that fails or is cut
-never leaves a partial commit. `drop(method, substring)` makes the server cut the connection of the
+never leaves a partial commit. Every token is user `tester`, member of `org`: it may write repos in the
+namespaces of `HubState.writers` (403 elsewhere, as the Hub), and may always open a pull request and
+push to its own. `drop(method, substring)` makes the server cut the connection of the
 next matching request after reading its body, to simulate a network failure mid-upload.
 """
 from __future__ import annotations
@@ -73,6 +78,7 @@ class Repo:
     branches: dict[str, str] = field(default_factory=dict)
     lfs: dict[str, bytes] = field(default_factory=dict)  # sha256 -> bytes; per repo, as on the Hub
     created: str = ""
+    pulls: list[dict] = field(default_factory=list)  # pull requests: num, title, author, status, createdAt
 
     def resolve(self, rev: str) -> Commit | None:
         rev = unquote(rev)
@@ -136,6 +142,8 @@ class HubState:
         self.requests: list[str] = []  # "METHOD path" of every request, for assertions
         self.drops: list[tuple[str, str]] = []  # (method, substring) of requests to cut
         self.tokens_seen: set[str] = set()
+        self.user = "tester"
+        self.writers: set[str] = {"tester", "org"}  # namespaces every token may write
 
     # --- repos -----------------------------------------------------------------------------
 
@@ -162,6 +170,33 @@ class HubState:
         repo.commits[digest] = commit
         repo.branches[branch] = digest
         return commit
+
+    def open_pull(self, repo: Repo, base: str, lines: list[dict]) -> tuple[Commit, int]:
+        """A pull request: refs/pr/N from the head of `base`, with the commit applied on it."""
+        base = unquote(base)
+        with self.lock:
+            if base not in repo.branches:
+                raise HubError(404, f"Invalid rev id: {base}", "RevisionNotFound")
+            num = len(repo.pulls) + 1
+            ref = f"refs/pr/{num}"
+            repo.branches[ref] = repo.branches[base]
+        try:
+            commit = self.apply_commit(repo, ref, lines)
+        except HubError:
+            del repo.branches[ref]
+            raise
+        title = next((i["value"].get("summary", "") for i in lines if i.get("key") == "header"), "")
+        repo.pulls.append({"num": num, "title": title, "author": self.user, "status": "open", "createdAt": _now()})
+        return commit, num
+
+    def may_write(self, repo: Repo, rev: str) -> bool:
+        """Write access: a namespace in `writers`, or the token user's own pull request."""
+        rev = unquote(rev)
+        pr = re.fullmatch(r"refs/pr/(\d+)", rev)
+        if pr:
+            return any(p["num"] == int(pr[1]) and p["author"] == self.user for p in repo.pulls) or \
+                repo.repo_id.split("/")[0] in self.writers
+        return repo.repo_id.split("/")[0] in self.writers
 
     def apply_commit(self, repo: Repo, rev: str, lines: list[dict]) -> Commit:
         """Validate every operation first, then move the branch head once: all or nothing."""
@@ -317,13 +352,15 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/api/whoami-v2", path)
         if m:
             self._need_token()
-            return self._json(200, {"type": "user", "name": "tester", "orgs": [{"name": "org"}],
+            return self._json(200, {"type": "user", "name": state.user, "orgs": [{"name": "org"}],
                                     "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
         if path == "/api/repos/create" and method == "POST":
             self._need_token()
             payload = json.loads(body)
             repo_type = payload.get("type") or "model"
-            repo_id = f"{payload.get('organization') or 'tester'}/{payload['name']}"
+            repo_id = f"{payload.get('organization') or state.user}/{payload['name']}"
+            if repo_id.split("/")[0] not in state.writers:
+                raise HubError(403, f"You don't have the rights to create a repo under {repo_id.split('/')[0]}")
             repo, created = state.create_repo(repo_type, repo_id, payload.get("visibility") == "private"
                                               or bool(payload.get("private")))
             url = f"{base}/{PREFIXES[repo_type]}{repo_id}"
@@ -339,6 +376,9 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(rf"/api/{TYPED}/{REPO}/(?P<op>preupload|commit|tree|paths-info|commits|branch)/(?P<rest>.+)", path)
         if m:
             return getattr(self, "_" + m["op"].replace("-", "_"))(m, method, query, body)
+        m = re.fullmatch(rf"/api/{TYPED}/{REPO}/discussions", path)
+        if m and method == "GET":
+            return self._discussions(m, query)
         m = re.fullmatch(rf"/api/{TYPED}/{REPO}/refs", path)
         if m:
             repo = self._repo(m)
@@ -402,9 +442,30 @@ class Handler(BaseHTTPRequestHandler):
             "siblings": [{"rfilename": p} for p in sorted(commit.files)],
         })
 
+    def _need_write(self, repo: Repo, rev: str, query: dict) -> None:
+        if query.get("create_pr", ["0"])[0] in ("1", "true"):
+            return  # anyone with a token may open a pull request
+        if not self.server.state.may_write(repo, rev):
+            raise HubError(403, f"You don't have the rights to push to {repo.repo_id} ({unquote(rev)}); "
+                                "open a pull request instead")
+
+    def _discussions(self, m, query) -> None:
+        repo = self._repo(m)
+        state = self.server.state
+        wanted = [p for p in repo.pulls
+                  if query.get("type", ["all"])[0] in ("all", "pull_request")
+                  and query.get("status", ["all"])[0] in ("all", p["status"])
+                  and query.get("author", [p["author"]])[0] == p["author"]]
+        self._json(200, {"discussions": [
+            {"num": p["num"], "title": p["title"], "status": p["status"], "createdAt": p["createdAt"],
+             "isPullRequest": True, "author": {"name": p["author"]},
+             "repo": {"name": repo.repo_id, "type": repo.repo_type}} for p in wanted],
+            "count": len(wanted), "start": 0, "numItemsPerPage": max(len(wanted), 1), "user": state.user})
+
     def _preupload(self, m, method, query, body) -> None:
         self._need_token()
         repo = self._repo(m)
+        self._need_write(repo, m["rest"], query)
         head = self._commit_at(repo, m["rest"])
         out = []
         for f in json.loads(body)["files"]:
@@ -439,15 +500,22 @@ class Handler(BaseHTTPRequestHandler):
     def _commit(self, m, method, query, body) -> None:
         self._need_token()
         repo = self._repo(m)
+        self._need_write(repo, m["rest"], query)
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
-        commit = self.server.state.apply_commit(repo, m["rest"], lines)
         prefix = PREFIXES[repo.repo_type]
+        pull = None
+        if query.get("create_pr", ["0"])[0] in ("1", "true"):
+            commit, num = self.server.state.open_pull(repo, m["rest"], lines)
+            pull = f"{self.server.url}/{prefix}{repo.repo_id}/discussions/{num}"
+        else:
+            commit = self.server.state.apply_commit(repo, m["rest"], lines)
         self._json(200, {"commitUrl": f"{self.server.url}/{prefix}{repo.repo_id}/commit/{commit.oid}",
-                         "commitOid": commit.oid, "success": True, "pullRequestUrl": None})
+                         "commitOid": commit.oid, "success": True, "pullRequestUrl": pull})
 
     def _branch(self, m, method, query, body) -> None:
         self._need_token()
         repo = self._repo(m)
+        self._need_write(repo, "main", {})
         branch = m["rest"]
         if method != "POST":
             raise HubError(405, "only branch creation is implemented")

@@ -185,7 +185,7 @@ def test_every_bad_input_is_converted_or_skipped_with_a_reason(tmp_path):
     assert sorted(ds["image_id"]) == sorted({name for name, _, _ in items} - set(skipped))
     assert all(img.mode == "RGB" and img.size == (224, 224) for img in ds["image"])
     card = (tmp_path / "README.md").read_text()
-    assert "images skipped | 4" in card and "`bomb`" in card
+    assert "images skipped | 4" in card and "\n- bomb: " in card
 
 
 def test_builder_rows_match_generated_bytes(tmp_path):

@@ -86,15 +86,15 @@ def test_card_is_valid_and_says_what_it_must(out):
     text = (out / "README.md").read_text()
     card = cards.validate_card(text)
     assert [c["config_name"] for c in card.data.configs] == ["clean", "clean_full"]
-    assert card.data.license == "other" and card.data.license_name == "imagenet-terms-of-access"
-    for needed in ("ImageNet terms of access", "images written | 3", "image-id list SHA-256", "seed | 0",
+    assert card.data.license == ["cc-by-2.0", "cc0-1.0"]  # camera, chelsea: CC0; china: CC BY 2.0
+    for needed in ("CC BY 2.0 (danielbuechele on Flickr)", "images written | 3", "image-id list SHA-256", "seed | 0",
                    "shift_hub version | 0.1.0", "samples", "Russakovsky", "ClassLabel", "Known deviations",
                    "![clean: first 3 images](thumbnails/clean.jpg)"):
         assert needed in text, needed
     assert (out / "thumbnails" / "clean.jpg").stat().st_size > 1000
     assert not list(out.glob("thumbnails/validation-*.parquet"))  # never mistaken for a data file
     with pytest.raises(cards.CardError):
-        cards.validate_card(text.replace("license: other\n", "license: other\nlicense: other\n", 1))
+        cards.validate_card(text.replace("pretty_name: ", "pretty_name: twice\npretty_name: ", 1))
 
 
 def test_merge_keeps_remote_configs_and_foreign_prose(out):
@@ -118,7 +118,7 @@ def test_noncommercial_configs_say_so(out):
              "shards": 0, "written": 0, "skipped": [], "converted": []}
     facts = cards.config_facts(out, "cartoon", stats)
     assert facts["noncommercial"]
-    card = cards.compose_card([(facts, cards.render_section(facts), cards.config_entry("cartoon"))], "org/x")
+    card = cards.compose_card([(facts, cards.config_entry("cartoon"))], "org/x")
     assert "non-commercial use only" in card.text and "`cartoon`" in card.text.split("## License")[1]
     cards.validate_card(str(card))
 
@@ -148,14 +148,14 @@ def test_card_is_committed_with_or_after_the_data(out, monkeypatch):
     monkeypatch.setattr(push, "xet_uploads", lambda: False)
     api = RecordingApi()
     push._upload(api, the_plan)  # LFS: upload_folder makes one commit of everything
-    assert api.calls == [("upload_folder", ["README.md", shard, thumb], ["clean/*"])]
+    assert api.calls == [("upload_folder", ["README.md", shard, "eval.yaml", thumb], ["clean/*"])]
 
     monkeypatch.setattr(push, "xet_uploads", lambda: True)  # may split in commits
     api = RecordingApi(["README.md", shard, "clean/validation-00000-of-00009.parquet", "clean_full/a.parquet"])
     push._upload(api, the_plan)
     assert api.calls == [
         ("upload_folder", [shard, thumb], None),
-        ("create_commit", [("CommitOperationAdd", "README.md"),
+        ("create_commit", [("CommitOperationAdd", "README.md"), ("CommitOperationAdd", "eval.yaml"),
                            ("CommitOperationDelete", "clean/validation-00000-of-00009.parquet")], None)]
 
 
@@ -201,7 +201,7 @@ def test_push_to_a_repo_holding_other_configs_keeps_them(out, hub, env, tmp_path
     assert "kept on the Hub as they are: clean_full" in second.stdout
     after = hub.state.files("org/two")
     for path, data in before.items():  # nothing of clean_full deleted or rewritten
-        if path != "README.md":
+        if path not in ("README.md", "eval.yaml"):  # the card and the benchmark tasks gain clean
             assert after[path] == data, path
     card = cards.validate_card(remote_card(hub, "org/two"))
     assert [c["config_name"] for c in card.data.configs] == ["clean_full", "clean"]

@@ -1,4 +1,4 @@
-"""`shift_hub.evaluate(model, data, configs=None, ...)`: load, run, score, report."""
+"""`shift_hub.evaluate(model, data, configs=None, ...)`: load, run, score, report (`evaluate_many`: several)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,6 +12,7 @@ class EvaluationResult:
     results: dict
     rows: list = field(repr=False)
     paths: dict = field(default_factory=dict)
+    not_written: dict = field(default_factory=dict)  # output name -> why it was not written
 
     @property
     def metrics(self) -> dict:
@@ -31,10 +32,26 @@ class EvaluationResult:
 
         return model_index_yaml(self.results)
 
-    def save(self, out, plots: bool = True) -> dict:
-        from .report import write_outputs
+    def eval_results(self) -> list:
+        """huggingface_hub EvalResultEntry list for the dataset's eval.yaml tasks (empty when none can be made)."""
+        from .eval_results import entries
 
+        return entries(self.results)[0]
+
+    def save(self, out, plots: bool = True) -> dict:
+        """write_outputs (results.json, table, plots, model-index ...) plus .eval_results/shift_hub.yaml."""
+        from . import eval_results
+        from .report import write_outputs
+        from .runner import is_main_process
+
+        if not is_main_process():  # under accelerate/torchrun only rank 0 writes (every rank holds all rows)
+            return {}
         self.paths = write_outputs(self.results, self.rows, out, plots=plots)
+        path, why = eval_results.write(self.results, out)
+        if path:
+            self.paths["eval_results"] = path
+        else:
+            self.not_written[eval_results.PATH_IN_REPO] = why
         return self.paths
 
 
@@ -62,23 +79,38 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     """Score `model` on the configs of `data` and return (and with `out`, write) the results.
 
     model: embedded `efficientnet_lite0` (default; lite1/lite2 when installed), a transformers folder
-        or Hub id, `hf-hub:`/`local-dir:`/`timm:NAME` (+ weights=FILE) for timm, `open_clip:ARCH/TAG`,
-        or a `models.Classifier`.
+        or Hub id, `hf-hub:`/`local-dir:`/`timm:NAME` (+ weights=FILE) for timm, `torchvision:ARCH[/TAG]`
+        (+ weights=FILE), `open_clip:ARCH/TAG`, or a `models.Classifier`.
     data: a generated folder, a Hub dataset repo id, a `datasets.Dataset`, or `samples` (generate
         `clean` and every CPU shift from the embedded sample photos into OUT/data first).
     configs: config or group names (`imagenet_c`, `all-cpu`); default every config in the data.
-    dataset_id: the Hub id a local folder is (or will be) pushed to, for the model-index YAML.
+    dataset_id: the Hub id a local folder is (or will be) pushed to, for the model-index YAML and
+        `.eval_results/shift_hub.yaml` (a Hub source names itself; its commit is resolved and pinned).
     on_the_fly: `data` is a source (`samples`, `devkit:ROOT`, ...): apply the CPU configs while loading,
         writing nothing; the images are byte-identical to the stored configs.
+    A config whose shards cannot be read, or an image that cannot be decoded, is left out and listed in
+    `results["unreadable"]` so the rest is still scored; DataError only when nothing could be read.
     """
+    from . import provenance
     from .labels import get_label_space
     from .metrics import summarize
     from .models import load_model
-    from .report import build_results
+    from .report import build_results, describe_unreadable
     from .runner import DataError, open_data, pick_device, run
 
+    _check_options(batch_size, num_workers, limit)
+    from .models import check_offline_availability
+
+    check_offline_availability(model, revision)  # before torch: an offline run fails in a second
     pick_device(device)  # a wrong --device fails before any data is generated
+    import logging
+    import time
+
+    log = logging.getLogger("shift_hub")
+    started = time.perf_counter()
+    log.info(f"loading model {model or 'efficientnet_lite0'} ...")
     classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial)  # fail fast
+    log.info(f"loaded {classifier.name} in {time.perf_counter() - started:.1f} s")
     generated_from = None
     if on_the_fly:  # shift the source's images in the loader: nothing is written
         from .on_the_fly import open_on_the_fly
@@ -89,21 +121,104 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         cache = Path(out or "shift_hub_results") / "data"
         generated_from = data
         data, configs = _generate_source(data, configs, cache, seed, limit, progress)
+    unreadable: dict = {}  # configs and images that could not be read: reported, the rest still scored
+    pinned: dict = {}
     if not on_the_fly:
-        source, parts = open_data(data, configs, split=split, revision=data_revision, label_space=label_space,
-                                  limit=limit)
+        if provenance.is_hub_id(data):  # load the very commit that is recorded, even if main moves meanwhile
+            pinned = provenance.hub_record(data, data_revision, split)
+        source, parts = open_data(data, configs, split=split, revision=pinned.get("resolved_revision") or data_revision,
+                                  label_space=label_space, limit=limit, unreadable=unreadable)
     rows = run(classifier, parts, batch_size=batch_size, num_workers=num_workers, device=device, amp=amp,
-               progress=progress)
+               progress=progress, unreadable=unreadable)
+    if not rows:
+        raise DataError(f"no image could be read: {describe_unreadable(unreadable)}")
+    names = [p.name for p in parts]
+    if source.get("kind") == "local":
+        pinned = provenance.local_record(Path(source["source"]), names)
+    source = {**source, **pinned, "configs_available": pinned.get("configs_available") or names}
     if generated_from:
         source = {**source, "generated_from": generated_from, "seed": seed}
     if dataset_id or source.get("kind") == "hub":
         source = {**source, "dataset_id": dataset_id or source["source"]}
-    names = [p.name for p in parts]
     scored = summarize(rows, names)
     if not any(m["n_scored"] for m in scored["per_config"].values()):
         raise DataError("no image has an ImageNet-1k label in the model's label space: nothing could be scored")
     options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space}
-    result = EvaluationResult(build_results(classifier.describe(), source, names, scored, options), rows)
+    model_record = provenance.model_record(classifier, model if isinstance(model, str) else None)
+    result = EvaluationResult(build_results(model_record, source, names, scored, options, unreadable,
+                                            provenance.environment()), rows)
     if out is not None:
         result.save(out, plots=plots)
     return result
+
+
+@dataclass
+class ManyResults:
+    """`evaluate_many`: one EvaluationResult per model that ran, the failures ({spec: one-line reason}) and
+    the combined leaderboard's files."""
+    results: list
+    failures: dict = field(default_factory=dict)
+    paths: dict = field(default_factory=dict)
+    board: object = None
+
+    def markdown(self) -> str:
+        return self.board.markdown() if self.board else ""
+
+
+def evaluate_many(models, data="samples", configs=None, *, out="shift_hub_results", plots: bool = True,
+                  seed: int = 0, limit: int | None = None, progress: bool = False, on_the_fly: bool = False,
+                  expected_errors: tuple = (), **options) -> ManyResults:
+    """Score several checkpoints on the same data: OUT/<model id>/ per model (as `evaluate(out=...)`) and
+    the combined leaderboard (table, CSV, effective-robustness plot) in OUT. A source such as `samples` is
+    generated once, into OUT/data. A model raising one of `expected_errors` is reported in `failures` and
+    the others still run."""
+    from . import provenance
+    from .leaderboard import build_leaderboard
+    from .runner import is_main_process
+
+    out = Path(out)
+    if not on_the_fly and isinstance(data, str) and data in SOURCES_TO_GENERATE and not Path(data).exists():
+        data, configs = _generate_source(data, configs, out / "data", seed, limit, progress)
+    if not on_the_fly and provenance.is_hub_id(data):  # every model scored on the same commit
+        pinned = provenance.hub_record(data, options.get("data_revision"), options.get("split", "validation"))
+        options["data_revision"] = pinned.get("resolved_revision") or options.get("data_revision")
+    done, folders, failures = [], [], {}
+    for spec in models:
+        try:
+            result = evaluate(spec, data, configs, seed=seed, limit=limit, progress=progress, on_the_fly=on_the_fly,
+                              **options)
+        except expected_errors as exc:
+            failures[str(spec)] = " ".join(str(exc).split())
+            continue
+        folders.append(out / _unique(_slug(result.results["model"]["id"]), {f.name for f in folders}))
+        result.save(folders[-1], plots=plots)
+        done.append(result)
+    many = ManyResults(done, failures)
+    if done:
+        many.board = build_leaderboard([r.results for r in done], names=folders)
+        if is_main_process():  # under accelerate/torchrun only rank 0 writes
+            many.paths = many.board.write(out, plots=plots)
+    return many
+
+
+def _slug(model_id: str) -> str:
+    """A folder name for a model id: `timm/resnet50.a1_in1k` -> `timm__resnet50.a1_in1k`."""
+    import re
+
+    return re.sub(r"[^\w.\-]+", "_", model_id.replace("/", "__")).strip("._") or "model"
+
+
+def _unique(name: str, used: set) -> str:
+    candidate, n = name, 2
+    while candidate in used or candidate == "data":
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
+
+
+def _check_options(batch_size, num_workers, limit) -> None:
+    """Wrong counts fail here in one line, not deep inside the DataLoader."""
+    from .runner import DataError
+
+    for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("limit", limit, 1)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise DataError(f"{name} must be an integer >= {least}, got {value!r}")

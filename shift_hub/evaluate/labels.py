@@ -26,6 +26,13 @@ class UnmappableLabels(ValueError):
     """The model's outputs are not (a superset of) ImageNet-1k classes we can identify."""
 
 
+class UnknownLabelSpace(KeyError):
+    """A label-space name we do not know (a KeyError, as a lookup; printed without KeyError's quotes)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def imagenet_wnids() -> tuple[str, ...]:
     """The 1000 WNIDs in the standard (sorted-WNID) order every ImageNet checkpoint uses."""
     return classes.wnids()
@@ -78,6 +85,68 @@ def label_to_imagenet(label: str, position: int | None = None) -> int | None:
     return None
 
 
+def label_candidates(label: str) -> tuple[int, ...]:
+    """Every ImageNet-1k index one id2label entry can name: one for a WNID or a unique name, several for
+    the names ImageNet repeats ("crane" is a bird and a machine, "maillot" two garments), none if unknown."""
+    text = str(label).strip()
+    wnid = text.split()[0].rstrip(",:") if text else ""
+    if WNID_RE.match(wnid):
+        index = classes.wnid_to_index().get(wnid)
+        return () if index is None else (index,)
+    full, single = _name_lookup()
+    key = _norm(text)
+    exact = sorted({*full.get(key, ()), *single.get(key, ())})
+    if exact:
+        return tuple(exact)
+    return tuple(full.get(_norm(text.replace(",", ""))) or single.get(_norm(text.split(",")[0])) or ())
+
+
+def _full_name_match(label: str) -> int | None:
+    """The class whose full ImageNet name this label is exactly ("cardigan" the sweater), if one."""
+    found = _name_lookup()[0].get(_norm(label), [])
+    return found[0] if len(found) == 1 else None
+
+
+def _resolve(candidates: dict[int, tuple[int, ...]], labels: dict[int, str]) -> tuple[dict[int, int], dict[int, tuple]]:
+    """(output -> ImageNet index, the outputs left ambiguous with their candidates).
+
+    A repeated name is settled by elimination (the other 'crane' is already named), then by the
+    relative order of the repeats (ImageNet's order: the first 'crane' is the bird), which also
+    covers labels sitting at their standard positions, then by an exact full name nobody else claims.
+    """
+    assigned = {p: c[0] for p, c in candidates.items() if len(c) == 1}
+    open_ = {p: c for p, c in candidates.items() if len(c) > 1}
+    progress = True
+    while open_ and progress:
+        taken = set(assigned.values())
+        left = {p: tuple(i for i in c if i not in taken) for p, c in open_.items()}
+        groups: dict[tuple, list[int]] = {}
+        for p, c in left.items():
+            groups.setdefault(c, []).append(p)
+        progress = False
+        for cands, positions in groups.items():
+            if cands and len(positions) == len(cands):
+                assigned.update(zip(sorted(positions), cands))
+                progress = True
+        open_ = {p: c for p, c in open_.items() if p not in assigned}
+    taken = set(assigned.values())
+    wanted = [_full_name_match(labels[p]) for p in open_]
+    for p, pick in zip(list(open_), wanted):
+        if pick is not None and pick not in taken and wanted.count(pick) == 1:
+            assigned[p] = pick
+            del open_[p]
+    return assigned, open_
+
+
+def _ambiguity(open_: dict[int, tuple], labels: dict[int, str]) -> str:
+    """Which labels could not be told apart, and as what: 'crane' could be n02012849 or n03126707."""
+    wnids = imagenet_wnids()
+    seen: dict[str, tuple] = {}
+    for p, cands in sorted(open_.items()):
+        seen.setdefault(str(labels[p]), cands)
+    return "; ".join(f"{label!r} could be {' or '.join(wnids[i] for i in cands)}" for label, cands in seen.items())
+
+
 def output_to_imagenet(id2label: dict | None, num_outputs: int, *, source: str = "model",
                        allow_partial: bool = False) -> np.ndarray:
     """Array of length `num_outputs`: the ImageNet-1k index of each output, or -1.
@@ -95,35 +164,34 @@ def output_to_imagenet(id2label: dict | None, num_outputs: int, *, source: str =
             "pass a checkpoint whose config names its classes by WNID or ImageNet class name"
         )
     mapping = np.full(num_outputs, -1, dtype=np.int64)
-    unmapped = []
     first = id2label.get(0, id2label.get("0"))
     # a 1001-way head with a background class first (TF-ported checkpoints): positions are shifted by one
-    offset = 1 if num_outputs == NUM_IMAGENET + 1 and first is not None and _norm(first) in ("background", "none", "0") else 0
-    for key, label in id2label.items():
-        pos = int(key)
-        if pos >= num_outputs:
-            continue
-        idx = label_to_imagenet(label, pos - offset)
-        if idx is None:
-            if num_outputs == NUM_IMAGENET + 1 and pos == 0 and _norm(label) in ("background", "none", "0"):
-                continue
-            unmapped.append(label)
-        else:
-            mapping[pos] = idx
+    background = num_outputs == NUM_IMAGENET + 1 and first is not None and _norm(first) in ("background", "none", "0")
+    offset = 1 if background else 0
+    labels = {int(k): v for k, v in id2label.items() if int(k) < num_outputs and not (background and int(k) == 0)}
+    candidates = {p: label_candidates(v) for p, v in labels.items()}
+    assigned, ambiguous = _resolve(candidates, labels)
+    for p, idx in assigned.items():
+        mapping[p] = idx
+    unmapped = [labels[p] for p in sorted(labels) if not candidates[p]]
     tail = mapping[offset:]
     if num_outputs - offset == NUM_IMAGENET and (tail == np.arange(NUM_IMAGENET)).sum() >= 990:
         # a 1000-way head whose names agree with the standard order almost everywhere IS that order;
         # the few names we cannot parse (e.g. torchvision's "crane bird") keep their position
         unmapped_pos = tail < 0
         tail[unmapped_pos] = np.arange(NUM_IMAGENET)[unmapped_pos]
-        unmapped = []
+        unmapped, ambiguous = [], {}
     covered = np.unique(mapping[mapping >= 0])
     if len(covered) == 0 or (len(covered) < NUM_IMAGENET and not allow_partial):
-        examples = ", ".join(repr(u) for u in unmapped[:5])
+        found = [f"unrecognised e.g. {', '.join(repr(u) for u in unmapped[:5])}"] if unmapped else []
+        if ambiguous:
+            found.append(f"ambiguous: {_ambiguity(ambiguous, labels)}; name these outputs by WNID")
+        why = "; ".join(found) or f"no output for the other {NUM_IMAGENET - len(covered)}"
         raise UnmappableLabels(
             f"{source}: only {len(covered)} of the 1000 ImageNet-1k classes could be found among its "
-            f"{num_outputs} labels (unrecognised e.g. {examples}); its label set is not ImageNet-1k. "
-            "Labels must be WNIDs (n01440764) or ImageNet class names (tench, Tinca tinca)"
+            f"{num_outputs} labels ({why})"
+            + ("; its label set is not ImageNet-1k. " if unmapped else ". ")
+            + "Labels must be WNIDs (n01440764) or ImageNet class names (tench, Tinca tinca)"
             + ("" if allow_partial or len(covered) == 0 else "; pass allow_partial=True to score the covered classes only")
         )
     return mapping
@@ -302,7 +370,7 @@ def get_label_space(name: str | None) -> LabelSpace:
     if key in ("16-class", "16-class-imagenet", "sixteen-class", "model-vs-human"):
         return LabelSpace("16-class-imagenet", tuple(SIXTEEN_CLASS_INDICES), tuple(SIXTEEN_CLASS_INDICES.values()),
                           kind="mean_prob")
-    raise KeyError(f"unknown label space {name!r}; known: imagenet-1k, imagenet-r, imagenet-a, ximagenet-12, "
+    raise UnknownLabelSpace(f"unknown label space {name!r}; known: imagenet-1k, imagenet-r, imagenet-a, ximagenet-12, "
                    "toonnet, 16-class-imagenet")
 
 

@@ -7,8 +7,8 @@ Every adapter exposes the same three things the runner needs:
 - `imagenet_index`: the ImageNet-1k index of each of the K outputs (labels.output_to_imagenet).
 
 `load_model(spec)` picks the adapter from the string: embedded `efficientnet_lite0` (default),
-`hf-hub:`/`local-dir:`/`timm:` for timm, `open_clip:` for zero-shot CLIP, a local transformers
-folder, or a Hub model id.
+`hf-hub:`/`local-dir:`/`timm:` for timm, `torchvision:` for torchvision's ImageNet models, `open_clip:`
+for zero-shot CLIP, a local transformers folder, or a Hub model id.
 """
 from __future__ import annotations
 
@@ -164,6 +164,7 @@ def load_timm(spec: str, weights: str | None = None, allow_partial: bool = False
             model = timm.create_model(name, pretrained=False, **({"num_classes": num_classes} if num_classes else {}))
         except RuntimeError as exc:  # timm: "Unknown model"
             raise ModelLoadError(f"unknown timm architecture {name!r}: {exc}") from None
+        _check_fits(model, state, spec, weights)
         model.load_state_dict(state, strict=True)
         sha = file_sha256(weights)
     model.eval()
@@ -174,21 +175,83 @@ def load_timm(spec: str, weights: str | None = None, allow_partial: bool = False
 
 
 def _load_state_dict(path: str | Path) -> dict:
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"weights file {str(path)!r} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = _read_safetensors(path) if path.suffix == ".safetensors" else _read_pickle(path)
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
             break
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    if not isinstance(state, dict) or not any(hasattr(v, "shape") for v in state.values()):
+        raise ModelLoadError(f"{path} holds no state dict (tensors by parameter name); pass a model's weights file")
+    return {k.removeprefix("module."): v for k, v in state.items() if hasattr(v, "shape")}
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors' own error says nothing about what the file really is
+        raise ModelLoadError(f"{path} is not a safetensors file although named so ({_file_kind(path)}; "
+                             f"{_first_line(exc)}); pass the real .safetensors, or name a PyTorch checkpoint "
+                             ".pth") from None
+
+
+def _read_pickle(path: Path):
+    """torch.load with weights_only=True: a checkpoint that needs code to unpickle is refused, in one line."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ModelLoadError(
+            f"{path} is a pickle that needs code execution to load; refused (weights_only=True). Convert it to "
+            "safetensors where you trust it (torch.load(..., weights_only=False), then "
+            "safetensors.torch.save_file(state_dict, 'model.safetensors')) and pass that file") from None
+    except Exception as exc:  # empty, truncated, not a checkpoint at all
+        raise ModelLoadError(f"{path} cannot be read as a PyTorch checkpoint ({_file_kind(path)}; {_first_line(exc)}); "
+                             "pass a complete .safetensors or .pth weights file") from None
+
+
+def _file_kind(path: Path) -> str:
+    """What a weights file is by its first bytes, for messages about misnamed or damaged files."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head:
+        return "it is empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a PyTorch zip checkpoint (torch.save)"
+    if head[:1] == b"\x80":
+        return "it is a pickle"
+    return f"it starts with {head!r}"
+
+
+def _check_fits(model, state: dict, spec: str, path) -> None:
+    """A checkpoint of another architecture, summarised in one line instead of torch's key-by-key dump."""
+    target = model.state_dict()
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    shapes = [(k, list(state[k].shape), list(v.shape)) for k, v in target.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if not (missing or unexpected or shapes):
+        return
+    found = []
+    if missing:
+        found.append(f"{_count(missing, 'missing key')} (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        found.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if shapes:
+        found.append(f"{_count(shapes, 'shape mismatch', 'es')} ("
+                     + "; ".join(f"{k}: checkpoint {a} vs model {b}" for k, a, b in shapes[:3]) + ")")
+    raise ModelLoadError(f"weights {path} do not fit {spec}: {', '.join(found)}; pass weights for this architecture")
+
+
+def _count(items, noun: str, plural: str = "s") -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else plural}"
 
 
 def _infer_num_classes(state: dict) -> int | None:
@@ -196,6 +259,78 @@ def _infer_num_classes(state: dict) -> int | None:
         if key in state and getattr(state[key], "ndim", 0) == 2:
             return int(state[key].shape[0])
     return None
+
+
+# ----------------------------------------------------------------------------------------------
+# torchvision (the ImageNet-Cartoon/Drawing paper's models)
+# ----------------------------------------------------------------------------------------------
+
+TORCHVISION_TAG = "IMAGENET1K_V1"  # the weights the ImageNet-Cartoon/Drawing paper reports
+TORCHVISION_EVAL = {"resize": 256, "crop": 224, "interpolation": "bilinear",
+                    "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+
+def _torchvision_transform(preset=None):
+    """torchvision's eval transform (Resize 256 bilinear, CenterCrop 224, ImageNet mean/std; a named weight's
+    own sizes when given), under the repo-wide rule for images already at the input size."""
+    import torch
+    from torchvision import transforms as T
+
+    if preset is not None:
+        resize, crop = preset.resize_size[0], preset.crop_size[0]
+        interpolation, mean, std = preset.interpolation, preset.mean, preset.std
+    else:
+        resize, crop = TORCHVISION_EVAL["resize"], TORCHVISION_EVAL["crop"]
+        interpolation = T.InterpolationMode.BILINEAR
+        mean, std = TORCHVISION_EVAL["mean"], TORCHVISION_EVAL["std"]
+    tensor = [T.PILToTensor(), T.ConvertImageDtype(torch.float), T.Normalize(mean, std)]
+    full = T.Compose([T.Resize(resize, interpolation=interpolation, antialias=True), T.CenterCrop(crop), *tensor])
+    return _AtInputSize(full, T.Compose(tensor), (crop, crop))
+
+
+def load_torchvision(spec: str, weights: str | None = None) -> Classifier:
+    """`torchvision:ARCH` with a `weights` file (safetensors, or a checkpoint read with weights_only=True), or
+    `torchvision:ARCH[/TAG]` with torchvision's own named weights (default IMAGENET1K_V1), fetched into
+    torchvision's cache and read with weights_only=True."""
+    from unittest import mock
+
+    import torch
+    import torchvision.models as tvm
+    from torchvision.models import _api
+
+    arch, _, tag = spec[len("torchvision:"):].partition("/")
+    known = tvm.list_models(module=tvm)
+    if arch not in known:
+        raise ModelLoadError(f"{spec}: {arch!r} is not a torchvision classification model (e.g. "
+                             f"{', '.join(k for k in ('resnet50', 'vgg19_bn', 'densenet121', 'vit_b_16'))})")
+    if weights and tag:
+        raise ModelLoadError(f"{spec}: give a weights tag or weights=PATH, not both")
+    if weights:
+        state = _load_state_dict(weights)
+        model = tvm.get_model(arch, weights=None)
+        _check_fits(model, state, spec, weights)
+        model.load_state_dict(state, strict=True)
+        model.eval()
+        return Classifier(name=f"torchvision/{arch}", adapter="torchvision", module=model,
+                          transform=_torchvision_transform(), weights_sha256=file_sha256(weights),
+                          weights_file=str(weights))
+    tag = tag or TORCHVISION_TAG
+    try:
+        named = tvm.get_model_weights(arch)[tag]
+    except KeyError:
+        tags = ", ".join(w.name for w in tvm.get_model_weights(arch))
+        raise ModelLoadError(f"{spec}: torchvision has no {tag!r} weights for {arch} (it has: {tags})") from None
+    safe = lambda url, **kw: torch.hub.load_state_dict_from_url(url, **{**kw, "weights_only": True})  # noqa: E731
+    try:
+        with mock.patch.object(_api, "load_state_dict_from_url", safe):
+            model = tvm.get_model(arch, weights=named)
+    except Exception as exc:  # offline and not cached, or a damaged download
+        raise ModelLoadError(f"{spec}: cannot get torchvision's {tag} weights ({_first_line(exc)}); fetch them once "
+                             f"with network into $TORCH_HOME, or pass weights=PATH") from None
+    model.eval()
+    return Classifier(name=f"torchvision/{arch}.{tag}", adapter="torchvision", module=model,
+                      transform=_torchvision_transform(named.transforms()), revision=tag,
+                      weights_file=named.url.rsplit("/", 1)[-1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,24 +404,47 @@ class _TransformersModule:
         return self
 
 
-class _ProcessorTransform:
+class _Processor:
     """One image through the checkpoint's own AutoImageProcessor (resize, crop, rescale, normalise)."""
 
-    def __init__(self, processor):
-        self.processor = processor
+    def __init__(self, processor, **overrides):
+        self.processor, self.overrides = processor, overrides
 
     def __call__(self, image):
-        if image.size == self._input_size():  # already the model's input: no second resize/crop (see _AtInputSize)
-            return self.processor(images=image, return_tensors="pt", do_resize=False,
-                                  do_center_crop=False)["pixel_values"][0]
-        return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+        return self.processor(images=image, return_tensors="pt", **self.overrides)["pixel_values"][0]
 
-    def _input_size(self) -> tuple[int, int] | None:
-        size = getattr(self.processor, "crop_size", None) if getattr(self.processor, "do_center_crop", False) else None
-        size = size or getattr(self.processor, "size", None) or {}
-        if "height" in size and "width" in size:
-            return (size["width"], size["height"])
+
+class _ProcessorTransform(_AtInputSize):
+    """The processor, under the same rule as timm: an image already at the model's input size goes in
+    without a second resize/crop, whichever way the processor states that size."""
+
+    def __init__(self, processor):
+        super().__init__(_Processor(processor), _Processor(processor, do_resize=False, do_center_crop=False),
+                         processor_input_size(processor))
+
+
+def processor_input_size(processor) -> tuple[int, int] | None:
+    """(width, height) a transformers image processor hands the model, from any of its size styles:
+    crop_size when it center-crops (DeiT, BiT, CLIP), else size as height/width (ViT), shortest_edge
+    (ConvNeXt/ResNet: crop_pct crops, or warps from 384 up, to a square of that edge) or a plain int."""
+    if getattr(processor, "do_center_crop", False):
+        found = _size_wh(getattr(processor, "crop_size", None))
+        if found:
+            return found
+    return _size_wh(getattr(processor, "size", None))
+
+
+def _size_wh(size) -> tuple[int, int] | None:
+    if isinstance(size, int):
+        return (size, size)
+    if size is None:
         return None
+    get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)  # dict or SizeDict
+    if get("height") and get("width"):
+        return (int(get("width")), int(get("height")))
+    if get("shortest_edge"):
+        return (int(get("shortest_edge")),) * 2
+    return None
 
 
 def load_transformers(spec: str, revision: str | None = None, allow_partial: bool = False) -> Classifier:
@@ -392,6 +550,36 @@ def _local_kind(folder: Path) -> str | None:
     return None
 
 
+def hub_repo_of(spec) -> str | None:
+    """The Hub model repo a spec string would download from, or None (embedded, local, torchvision...)."""
+    if not isinstance(spec, str) or spec.removeprefix("embedded:") in EMBEDDED or Path(spec).exists():
+        return None
+    if spec.startswith("hf-hub:"):
+        return spec.removeprefix("hf-hub:").split("@")[0]
+    if spec.startswith(("local-dir:", "timm:", "open_clip:", "torchvision:")):
+        return None
+    return spec if _HUB_ID.match(spec) else None
+
+
+def check_offline_availability(spec, revision: str | None = None) -> None:
+    """With HF_HUB_OFFLINE=1, a Hub model that is not in the local cache fails here, in a second and before
+    torch is imported, instead of after every library has tried the network."""
+    repo = hub_repo_of(spec)
+    if repo is None:
+        return
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if not constants.HF_HUB_OFFLINE:
+        return
+    try:
+        snapshot_download(repo, revision=revision, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        raise ModelLoadError(f"model {spec!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids "
+                             "downloading it: download it once without HF_HUB_OFFLINE (e.g. `hf download "
+                             f"{repo}`), or pass a local folder") from None
+
+
 def load_model(spec=None, *, weights: str | None = None, revision: str | None = None,
                allow_partial: bool = False) -> Classifier:
     """A Classifier from a spec string (or pass one through). See the module docstring for forms."""
@@ -403,6 +591,8 @@ def load_model(spec=None, *, weights: str | None = None, revision: str | None = 
         return load_embedded(bare)
     if spec.startswith("open_clip:"):
         return load_open_clip(spec)
+    if spec.startswith("torchvision:"):
+        return load_torchvision(spec, weights=weights)
     if spec.startswith(("hf-hub:", "local-dir:", "timm:")):
         return load_timm(spec, weights=weights, allow_partial=allow_partial)
     path = Path(spec)
@@ -411,7 +601,13 @@ def load_model(spec=None, *, weights: str | None = None, revision: str | None = 
         if kind == "timm":
             return load_timm(f"local-dir:{path}", allow_partial=allow_partial)
         if kind == "transformers":
-            return load_transformers(str(path), allow_partial=allow_partial)
+            try:
+                return load_transformers(str(path), allow_partial=allow_partial)
+            except (ModelLoadError, UnmappableLabels):
+                raise
+            except Exception as exc:  # damaged weights, unknown model_type: one line, not transformers' traceback
+                raise ModelLoadError(f"{spec}: cannot load this transformers folder ({_first_line(exc)}); it needs "
+                                     "the config.json and weights written by save_pretrained") from None
         raise ModelLoadError(f"{spec}: folder has no transformers or timm config.json")
     if weights:
         return load_timm(spec, weights=weights, allow_partial=allow_partial)
@@ -427,5 +623,9 @@ def load_model(spec=None, *, weights: str | None = None, revision: str | None = 
     except UnmappableLabels:
         raise
     except Exception as exc:
-        raise ModelLoadError(f"cannot load model {spec!r} from the Hugging Face Hub: {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise ModelLoadError(f"cannot load model {spec!r} from the Hugging Face Hub: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__

@@ -129,6 +129,26 @@ def flip_probability(predictions: Sequence[Sequence[int]], noise: bool, difficul
     return float(np.mean(per_sequence)) if per_sequence else float("nan")
 
 
+def sequences_from_rows(rows: Sequence[Mapping], expected: Sequence[tuple[str, int]]
+                        ) -> tuple[list[list[int]], list[list[list[int]]], list[str]]:
+    """(top-1 per frame, top-5 per frame, incomplete sequence ids) from per-frame rows with image ids
+    `<sequence>#<frame>`. A sequence missing any of its `n` frames is left out whole: comparing the
+    frames that remain would pair frames the protocol never pairs."""
+    by_sequence: dict[str, dict[int, Mapping]] = {}
+    for r in rows:
+        sequence, _, k = str(r["image_id"]).rpartition("#")
+        by_sequence.setdefault(sequence, {})[int(k)] = r
+    preds, top5, incomplete = [], [], []
+    for sequence, n in expected:
+        frames = by_sequence.get(sequence, {})
+        if n < 1 or sorted(frames) != list(range(n)):
+            incomplete.append(sequence)
+            continue
+        preds.append([int(frames[k]["pred"]) for k in range(n)])
+        top5.append([list(frames[k]["top5"]) for k in range(n)])
+    return preds, top5, incomplete
+
+
 def top5_pair_distance(top5_before: Sequence[int], top5_after: Sequence[int]) -> int:
     """Top-5 distance between two rankings: sum over i=1..5 of |i - min(rank_after(c_i), 6)|, c_i the
     class ranked i before. Only the first 5 positions count, so two top-5 lists determine it."""

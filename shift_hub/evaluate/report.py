@@ -15,19 +15,26 @@ def _pct(value) -> str:
     return f"{100 * value:.2f}"
 
 
-def build_results(model: dict, data: dict, configs: list[str], scored: dict, options: dict | None = None) -> dict:
-    """The results document: who was scored, on what, how many images, and every metric."""
+def build_results(model: dict, data: dict, configs: list[str], scored: dict, options: dict | None = None,
+                  unreadable: dict | None = None, environment: dict | None = None) -> dict:
+    """The results document: who was scored, on what, how many images, every metric, what could not be
+    read (`unreadable`: per config, its shards {file, reason} and/or images {image_id, reason}) and the
+    library versions that produced it (`environment`)."""
     per = scored["per_config"]
+    unreadable = unreadable or {}
     return {
         "shift_hub_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model,
         "data": {**data, "configs": list(configs)},
-        "counts": {c: {"images": per[c]["n"], "scored": per[c]["n_scored"], "unscorable": per[c]["n_unscorable"]}
+        "counts": {c: {"images": per[c]["n"], "scored": per[c]["n_scored"], "unscorable": per[c]["n_unscorable"],
+                       "unreadable": len(unreadable.get(c, {}).get("images", []))}
                    for c in configs},
         "metrics": per,
         "summary": scored["summary"],
         "options": options or {},
+        "unreadable": unreadable,
+        "environment": environment or {},
     }
 
 
@@ -43,9 +50,11 @@ def markdown_table(results: dict) -> str:
     ]
     for name, m in results["metrics"].items():
         d = m.get("drop") or {}
+        unread = results.get("counts", {}).get(name, {}).get("unreadable")
         lines.append(
             f"| {name} | {m['label_space']} | {m['n_scored']}"
             + (f" (+{m['n_unscorable']} unscorable)" if m["n_unscorable"] else "")
+            + (f" (+{unread} unreadable)" if unread else "")
             + f" | {_pct(m['top1'])} | {_pct(m['top5'])} | {_pct(d.get('abs'))} | {_pct(d.get('rel'))} | {_pct(m['ece'])} |"
         )
     summary = results.get("summary", {})
@@ -66,31 +75,49 @@ def markdown_table(results: dict) -> str:
     if x:
         lines += ["", f"XImageNet-12 robustness (provisional formula): {x['score']:.4f} "
                       f"(mean accuracy {_pct(x['mean_accuracy'])} %)"]
+    if results.get("unreadable"):
+        lines += ["", f"Could not be read (left out of the scores): {describe_unreadable(results['unreadable'])}"]
     return "\n".join(lines)
 
 
-def model_index_yaml(results: dict, dataset_type: str | None = None) -> str:
-    """`model-index:` block for a model card: one result per config, top-1/top-5 accuracy in %."""
-    import yaml
+def describe_unreadable(unreadable: dict, examples: int = 3) -> str:
+    """One line: which configs (file: reason) and images (id: reason) could not be read."""
+    out = []
+    for config, what in unreadable.items():
+        for entry in what.get("files", []):
+            out.append(f"{config} ({entry['file'] + ': ' if entry.get('file') else ''}{entry['reason']})")
+        images = what.get("images", [])
+        if images:
+            shown = ", ".join(f"{e['image_id']}: {e['reason']}" for e in images[:examples])
+            more = f", and {len(images) - examples} more" if len(images) > examples else ""
+            out.append(f"{len(images)} image(s) of {config} ({shown}{more})")
+    return "; ".join(out)
 
+
+def model_index_yaml(results: dict, dataset_type: str | None = None) -> str:
+    """`model-index:` block for a model card, built with huggingface_hub's EvalResult/ModelCardData: one
+    result per config, top-1 and top-5 accuracy as distinct metrics, both in percent."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    data = results["data"]
     # a local folder is named by the Hub id it will be pushed to (dataset_id) when one was given
-    source = dataset_type or results["data"].get("dataset_id")
+    source = dataset_type or data.get("dataset_id")
     if not source:  # a local path means nothing on a model card: name the benchmark, pass --dataset-id to link it
-        source = results["data"]["source"] if results["data"].get("kind") == "hub" else "shift_hub"
-    entries = []
+        source = data["source"] if data.get("kind") == "hub" else "shift_hub"
+    common = {"task_type": "image-classification", "task_name": "Image Classification", "dataset_type": str(source),
+              "dataset_split": data.get("split", "validation"), "dataset_revision": data.get("resolved_revision")}
+    found = []
     for name, m in results["metrics"].items():
         if m["n_scored"] == 0:
             continue
-        metrics = [{"type": "accuracy", "name": "top-1 accuracy", "value": round(100 * m["top1"], 2)},
-                   {"type": "accuracy", "name": "top-5 accuracy", "value": round(100 * m["top5"], 2)}]
-        entries.append({
-            "task": {"type": "image-classification", "name": "Image Classification"},
-            "dataset": {"name": f"{Path(str(source)).name} ({name})", "type": str(source), "config": name,
-                        "split": results["data"].get("split", "validation")},
-            "metrics": metrics,
-        })
-    doc = {"model-index": [{"name": results["model"]["id"], "results": entries}]}
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+        where = {**common, "dataset_name": f"{Path(str(source)).name} ({name})", "dataset_config": name}
+        found += [EvalResult(**where, metric_type="accuracy", metric_name="top-1 accuracy (%)",
+                             metric_value=round(100 * m["top1"], 2)),
+                  EvalResult(**where, metric_type="top_5_accuracy", metric_name="top-5 accuracy (%)",
+                             metric_value=round(100 * m["top5"], 2))]
+    if not found:
+        return "model-index: []\n"
+    return ModelCardData(model_name=results["model"]["id"], eval_results=found).to_yaml() + "\n"
 
 
 def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
@@ -158,7 +185,10 @@ def plot_accuracy_vs_severity(results: dict, path: str | Path) -> Path | None:
 
 
 def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool = True) -> dict[str, Path]:
-    """results.json, predictions.jsonl (one row per image), table.md, model-index.yaml and the plots."""
+    """results.json, predictions.jsonl (one row per image), table.md, model-index.yaml, the plots and
+    report.html (everything above on one self-contained page, with a clean-vs-shifted gallery)."""
+    from .html_report import PLOT_TITLES, write_report_html
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": out / "results.json", "predictions": out / "predictions.jsonl",
@@ -174,6 +204,8 @@ def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool 
         sev = plot_accuracy_vs_severity(results, out / "accuracy_vs_severity.png")
         if sev:
             paths["accuracy_vs_severity"] = sev
+    paths["report_html"] = write_report_html(results, rows, out / "report.html",
+                                             plots={k: paths[k] for k in PLOT_TITLES if k in paths})
     return paths
 
 

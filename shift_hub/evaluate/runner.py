@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,15 @@ SPLIT = "validation"
 
 class DataError(ValueError):
     """The data cannot be scored: no labels, no rows, unknown config, unreadable source."""
+
+
+class UnreadableConfig(DataError):
+    """A config whose shards cannot be read (truncated, zero bytes, not parquet): left out and reported."""
+
+    def __init__(self, config: str, entries: list[dict]):
+        self.config, self.entries = config, entries  # [{"file": ..., "reason": ...}]
+        where = "; ".join(f"{e['file']}: {e['reason']}" if e.get("file") else e["reason"] for e in entries)
+        super().__init__(f"config {config!r} cannot be read ({where})")
 
 
 @dataclass
@@ -57,12 +67,54 @@ def _load_local(root: Path, config: str, split: str):
     files = sorted(folder.glob(f"{split}-*.parquet")) or sorted(folder.glob("*.parquet"))
     if not files:
         raise DataError(f"{root}: no parquet shards for config {config!r} (have: {', '.join(_local_configs(root)) or 'none'})")
-    if (root / "README.md").is_file():
+    bad = _bad_shards(root, files, full=False)  # zero-byte or truncated: caught before `datasets` trips on it
+    if bad:
+        raise UnreadableConfig(config, bad)
+    try:
+        if (root / "README.md").is_file():
+            try:
+                return datasets.load_dataset(str(root), config, split=split)
+            except (ValueError, KeyError) as exc:  # README without this config: read the shards directly
+                if _is_read_error(exc):
+                    raise
+        return datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
+        raise UnreadableConfig(config, _bad_shards(root, files, full=True)
+                               or [{"file": None, "reason": _reason(exc)}]) from None
+
+
+def _bad_shards(root: Path, files: list[Path], full: bool) -> list[dict]:
+    """{file, reason} for each shard pyarrow cannot open (its footer) or, with `full`, cannot read through."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bad = []
+    for path in files:
         try:
-            return datasets.load_dataset(str(root), config, split=split)
-        except (ValueError, KeyError):  # README without this config: read the shards directly
-            pass
-    return datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+            pq.read_table(path) if full else pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as exc:
+            bad.append({"file": str(path.relative_to(root)), "reason": _reason(exc)})
+    return bad
+
+
+def _is_read_error(exc: BaseException) -> bool:
+    """Errors that mean a file could not be read, as opposed to a wrong request (unknown config, no split)."""
+    import pyarrow as pa
+    from datasets.exceptions import DatasetGenerationError
+
+    return isinstance(exc, (DatasetGenerationError, pa.ArrowException, OSError))
+
+
+def _reason(exc: BaseException) -> str:
+    """`Type: first line`, of the underlying error when `datasets` wrapped it."""
+    from datasets.exceptions import DatasetGenerationError
+
+    if isinstance(exc, DatasetGenerationError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(exc)).strip()  # no memory addresses
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
 def _load_hub(repo: str, config: str, split: str, revision: str | None):
@@ -135,8 +187,13 @@ def _registry_space(name: str, labels: list) -> LabelSpace:
 
 
 def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = None,
-              label_space: str | None = None, limit: int | None = None) -> tuple[dict, list[ConfigData]]:
-    """(description of the source, one ConfigData per config) from a folder, a Hub id or a Dataset."""
+              label_space: str | None = None, limit: int | None = None,
+              unreadable: dict | None = None) -> tuple[dict, list[ConfigData]]:
+    """(description of the source, one ConfigData per config) from a folder, a Hub id or a Dataset.
+
+    With an `unreadable` dict, a config whose shards cannot be read is left out and recorded there
+    ({config: {"files": [{file, reason}]}}) so the others are still scored; without, it raises.
+    """
     import datasets
 
     space = get_label_space(label_space) if label_space else None
@@ -162,7 +219,40 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     if not available:
         raise DataError(f"{text}: no configs found (expected <config>/{split}-*.parquet)")
     wanted = _select(configs, available)
-    return source, [_prepare(c, _checked_load(loader, c), space, limit) for c in wanted]
+    parts = []
+    with _quiet_datasets():  # one "Generating validation split" bar per config is noise; ours counts images
+        _open_each(wanted, loader, space, limit, unreadable, parts)
+    if not parts:
+        from .report import describe_unreadable
+
+        raise DataError(f"{text}: no config could be read: {describe_unreadable(unreadable)}")
+    return source, parts
+
+
+def _open_each(wanted, loader, space, limit, unreadable, parts) -> None:
+    for config in wanted:
+        try:
+            parts.append(_prepare(config, _checked_load(loader, config), space, limit))
+        except UnreadableConfig as exc:
+            if unreadable is None:
+                raise
+            unreadable.setdefault(config, {})["files"] = exc.entries
+
+
+class _quiet_datasets:
+    """`datasets` progress bars off for a block, restored after (a library user may want them elsewhere)."""
+
+    def __enter__(self):
+        import datasets
+
+        self.was_enabled = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+
+    def __exit__(self, *exc):
+        import datasets
+
+        if self.was_enabled:
+            datasets.enable_progress_bars()
 
 
 def _checked_load(loader, config: str):
@@ -170,7 +260,11 @@ def _checked_load(loader, config: str):
         return loader(config)
     except DataError:
         raise
-    except ValueError as exc:
+    except Exception as exc:
+        if _is_read_error(exc):  # e.g. a Hub shard that is damaged: this config is unreadable, not the run
+            raise UnreadableConfig(config, [{"file": None, "reason": _reason(exc)}]) from None
+        if not isinstance(exc, ValueError):
+            raise
         if "no data" in str(exc):  # datasets' message for a split with zero rows
             raise DataError(f"config {config!r} is empty: nothing to evaluate") from None
         raise DataError(f"cannot load config {config!r}: {exc}") from None
@@ -228,8 +322,23 @@ class _Images:
         return len(self.index)
 
     def __getitem__(self, i):
+        """(tensor, i, None), or (None, i, reason) for an image that cannot be decoded: reported, not fatal."""
         c, r = self.index[i]
-        return self.preprocess(decode_image(self.parts[c][r]["image"])), i
+        try:
+            image = decode_image(self.parts[c][r]["image"])
+        except Exception as exc:  # truncated, garbage or unsupported bytes
+            return None, i, _reason(exc)
+        return self.preprocess(image), i, None
+
+
+def _collate(items):
+    """(stacked tensors or None, their positions, [(position, reason)] of the undecodable ones)."""
+    import torch
+
+    good = [(x, i) for x, i, _ in items if x is not None]
+    failed = [(i, reason) for x, i, reason in items if x is None]
+    batch = torch.stack([x for x, _ in good]) if good else None
+    return batch, torch.tensor([i for _, i in good], dtype=torch.long), failed
 
 
 def pick_device(device: str | None = None):
@@ -237,15 +346,19 @@ def pick_device(device: str | None = None):
     import torch
 
     if device:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise DataError(f"--device {device}: no CUDA GPU is visible here; use --device cpu or leave it out")
-        return torch.device(device)
-    try:
-        from accelerate import PartialState
-
-        return PartialState().device
-    except Exception:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            chosen = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise DataError(f"device {device!r} is not a torch device; use cpu, cuda, cuda:N or mps") from None
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise DataError(f"device {device}: no CUDA GPU is visible here; use cpu or leave it out")
+        if chosen.type == "mps" and not torch.backends.mps.is_available():
+            raise DataError(f"device {device}: no Apple MPS device here; use cpu or leave it out")
+        return chosen
+    state = distributed_state()  # under accelerate/torchrun: this rank's GPU (or the CPU)
+    if state is not None:
+        return state.device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def default_workers() -> int:
@@ -263,22 +376,49 @@ def _yield_to_forward(_worker_id: int) -> None:
 
 
 def make_loader(parts: list[ConfigData], preprocess, batch_size: int, num_workers: int, pin_memory: bool = False,
-                cpu_forward: bool = False):
+                cpu_forward: bool = False, rank: int = 0, world: int = 1):
+    """Batches of `batch_size` in plan order; with `world` processes, this rank takes every world-th batch,
+    so each batch holds exactly the images it holds in a one-process run (same logits, same rows)."""
     import torch
 
     dataset = _Images(parts, preprocess)
+    starts = range(rank * batch_size, len(dataset), world * batch_size)
+    batches = [list(range(s, min(s + batch_size, len(dataset)))) for s in starts]
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
-        persistent_workers=False, prefetch_factor=4 if num_workers else None,
+        dataset, batch_sampler=batches, num_workers=num_workers, pin_memory=pin_memory,
+        persistent_workers=False, prefetch_factor=4 if num_workers else None, collate_fn=_collate,
         worker_init_fn=_yield_to_forward if cpu_forward and num_workers else None,
     )
 
 
+def distributed_state():
+    """accelerate's state under `accelerate launch`/torchrun with more than one process, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from ..generate import GenerationError, _distributed_state
+
+    try:
+        return _distributed_state()
+    except GenerationError as exc:
+        raise DataError(str(exc)) from None
+
+
+def is_main_process() -> bool:
+    """Whether this process writes results and prints (always, outside a multi-process launch)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def run(classifier, parts: list[ConfigData], *, batch_size: int = 32, num_workers: int | None = None,
-        device: str | None = None, amp: bool = False, progress: bool = False) -> list[dict]:
-    """Score every image of every config; return one row per image."""
+        device: str | None = None, amp: bool = False, progress: bool = False,
+        unreadable: dict | None = None) -> list[dict]:
+    """Score every image of every config; return one row per image.
+
+    An image that cannot be decoded gets no row: with an `unreadable` dict it is recorded there
+    ({config: {"images": [{image_id, reason}]}}) and the run goes on; without, it raises DataError.
+    """
     import torch
 
+    state = distributed_state()
     dev = pick_device(device)
     classifier.to(dev)
     spaces = {p.space.name: p.space for p in parts}
@@ -286,19 +426,28 @@ def run(classifier, parts: list[ConfigData], *, batch_size: int = 32, num_worker
         if part.name in ("clean", "clean_full"):
             part.extra_spaces = tuple(s for n, s in spaces.items() if n != part.space.name)
     workers = default_workers() if num_workers is None else num_workers
+    rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
     loader = make_loader(parts, classifier.preprocess, batch_size, workers, pin_memory=dev.type == "cuda",
-                         cpu_forward=dev.type == "cpu")
+                         cpu_forward=dev.type == "cpu", rank=rank, world=world)
     index = loader.dataset.index
     mapping = None if is_identity(classifier.imagenet_index) else classifier.imagenet_index
     rows: list[dict] = []
+    failures: list = []
+    positions_done: list[int] = []
     bar = None
-    if progress:
+    if progress and rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(index), unit="img", desc=f"evaluate {classifier.name}")
+        bar = tqdm(total=len(index), unit="img", desc=f"evaluate {classifier.name}"
+                   + (f" (rank 0 of {world})" if world > 1 else ""))
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16 if dev.type == "cpu" else torch.float16) if amp else None
     with torch.inference_mode():
-        for batch, positions in loader:
+        for batch, positions, failed in loader:
+            failures.extend(failed)
+            if bar is not None:
+                bar.update(len(failed) * world)
+            if batch is None:
+                continue
             batch = batch.to(dev, non_blocking=True)
             if autocast is not None:
                 with autocast:
@@ -307,11 +456,28 @@ def run(classifier, parts: list[ConfigData], *, batch_size: int = 32, num_worker
                 logits = classifier.forward(batch)
             in1k = to_imagenet_logits(logits.float(), mapping)
             rows.extend(_score_batch(parts, index, positions.tolist(), in1k))
+            positions_done.extend(positions.tolist())
             if bar is not None:
-                bar.update(len(positions))
+                bar.update(len(positions) * world)
     if bar is not None:
         bar.close()
+    if state is not None:  # every rank gets every row, in plan order: the same list as one process makes
+        from accelerate.utils import gather_object
+
+        pairs = sorted(gather_object(list(zip(positions_done, rows))), key=lambda pair: pair[0])
+        rows = [row for _, row in pairs]
+        failures = sorted(gather_object(failures))
+    _note_failed(parts, index, sorted(failures), unreadable)
     return rows
+
+
+def _note_failed(parts: list[ConfigData], index, failed: list, unreadable: dict | None) -> None:
+    for position, reason in failed:
+        c, r = index[position]
+        entry = {"image_id": parts[c].image_ids[r], "reason": reason}
+        if unreadable is None:
+            raise DataError(f"config {parts[c].name!r}: image {entry['image_id']} cannot be decoded ({reason})")
+        unreadable.setdefault(parts[c].name, {}).setdefault("images", []).append(entry)
 
 
 def _score_batch(parts: list[ConfigData], index, positions: list[int], in1k) -> list[dict]:

@@ -9,11 +9,18 @@ in-distribution half. A generated folder is any folder with a README.md `configs
 
 Images go through the evaluation runner unchanged (the model's own preprocessing, one DataLoader
 for every image set); ImageNet-P frames go through it too, one row per frame.
+
+Sets are extracted by hand and damaged in the ways hand work damages them, so each is read on its
+own: an entry that cannot be read (a text file named .jpg, a damaged video, a symlink loop, a stray
+folder) is skipped and listed by its path under --root with its reason, an image the protocol leaves
+out (ImageNet-R/A classes outside their 200) is listed as excluded, a set with nothing readable is
+reported as such, and the report is written for whatever was scored.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,12 +30,11 @@ import numpy as np
 from .. import classes
 from ..sources.base import Example, Source, SourceError
 from ..sources.devkit import Devkit
-from ..sources.folders import Folders
-from ..sources.known import (IMAGENET_V2_VARIANTS, ImageNetC, ImageNetP, ImageNetV2, RealValidation,
-                             imagenet_v2_folder, is_class_folders, read_frames)
+from ..sources.known import (IMAGENET_V2_VARIANTS, ClassFolders, ImageNetC, ImageNetP, ImageNetV2, RealValidation,
+                             Skip, frame_count, imagenet_v2_folder, is_class_folders, read_frames)
 from . import protocols
 from .labels import LabelSpace, get_label_space, imagenet_names
-from .runner import ConfigData
+from .runner import ConfigData, DataError
 
 SUITES = ("robustness",)
 
@@ -51,12 +57,21 @@ def _norm(name: str) -> str:
 
 
 def _children(folder: Path) -> dict[str, Path]:
-    return {_norm(p.name): p for p in sorted(folder.iterdir()) if p.is_dir()} if folder.is_dir() else {}
+    """Sub-folders by normalised name, and symlinks that cannot be followed (a set folder that is a
+    symlink loop is found, then reported unreadable); a folder that cannot be listed has none."""
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+        return {_norm(p.name): p for p in entries if p.is_dir() or (p.is_symlink() and not p.exists())}
+    except OSError:
+        return {}
 
 
 def is_generated(folder: Path) -> bool:
     readme = folder / "README.md"
-    return readme.is_file() and "configs:" in readme.read_text(errors="ignore") and any(folder.glob("*/*.parquet"))
+    try:
+        return readme.is_file() and "configs:" in readme.read_text(errors="ignore") and any(folder.glob("*/*.parquet"))
+    except OSError:
+        return False
 
 
 def discover(root: str | Path) -> tuple[dict[str, Path], list[Path]]:
@@ -98,12 +113,13 @@ class SourceRows:
 
 
 class FrameRows:
-    """One row per frame of each sequence; a worker decodes a video once and keeps it while its frames are read."""
+    """One row per frame of each sequence; a worker decodes a video once and keeps it (or why it
+    failed) while its frames are read, so a damaged video costs one decode, not one per frame."""
 
     def __init__(self, sequences: list[Example], lengths: list[int]):
         self.index = [(s, k) for s, n in enumerate(lengths) for k in range(n)]
         self.sequences = sequences
-        self._cached: tuple[int, list] | None = None
+        self._cached: tuple[int, list | str] | None = None
 
     def __len__(self):
         return len(self.index)
@@ -113,23 +129,16 @@ class FrameRows:
 
         s, k = self.index[r]
         if self._cached is None or self._cached[0] != s:
-            self._cached = (s, read_frames(self.sequences[s].locator))
+            try:
+                self._cached = (s, read_frames(self.sequences[s].locator))
+            except SourceError as exc:
+                self._cached = (s, str(exc))
         frames = self._cached[1]
+        if isinstance(frames, str):
+            raise SourceError(frames)
         if k >= len(frames):
-            raise SourceError(f"{self.sequences[s].locator}: frame {k} missing ({len(frames)} decoded)")
+            raise SourceError("frames missing (the video decodes to fewer frames than its header lists)")
         return {"image": Image.fromarray(frames[k])}
-
-
-def frame_count(locator: str) -> int:
-    import cv2
-
-    path = Path(locator)
-    if path.is_dir():
-        return len(read_frames(path))
-    capture = cv2.VideoCapture(str(path))
-    n = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    capture.release()
-    return n if n > 0 else len(read_frames(path))
 
 
 def subset_space(name: str, indices) -> LabelSpace:
@@ -145,26 +154,25 @@ def source_part(name: str, source: Source, space: LabelSpace | None = None, exam
     if limit:
         examples = examples[:limit]
     if not examples:
-        raise SourceError(f"{source.describe()}: no images for {name}")
+        raise SourceError(f"no images for {name}")
     return ConfigData(name=name, dataset=SourceRows(source, examples), space=space or get_label_space(None),
                       labels=[list(e.labels) for e in examples], image_ids=[e.image_id for e in examples],
                       severities=[severity] * len(examples))
 
 
-def frames_part(name: str, sequences: list[Example]) -> tuple[ConfigData, list[int]]:
-    lengths = [frame_count(s.locator) for s in sequences]
+def frames_part(name: str, sequences: list[Example], lengths: list[int]) -> ConfigData:
     rows = FrameRows(sequences, lengths)
     ids = [f"{sequences[s].image_id}#{k:03d}" for s, k in rows.index]
     labels = [list(sequences[s].labels) for s, _ in rows.index]
     return ConfigData(name=name, dataset=rows, space=get_label_space(None), labels=labels, image_ids=ids,
-                      severities=[0] * len(ids)), lengths
+                      severities=[0] * len(ids))
 
 
 def _validation_sources(folder: Path) -> tuple[Source | None, Source | None]:
     """(source with the true labels or None, ReaL source or None) for a validation folder."""
     labelled: Source | None = None
     if is_class_folders(folder):
-        labelled = Folders(folder)
+        labelled = ClassFolders(folder)
     else:  # flat: labelled by the devkit's ground truth, found beside the folder or inside it
         for devkit in (Devkit(folder, devkit=folder.parent), Devkit(folder)):
             try:
@@ -176,9 +184,74 @@ def _validation_sources(folder: Path) -> tuple[Source | None, Source | None]:
     real = RealValidation(folder)
     try:
         next(iter(real.examples()))
-    except (SourceError, StopIteration):
+    except (SourceError, StopIteration, OSError):
         real = None
     return labelled, real
+
+
+# ----------------------------------------------------------------------------------------------
+# what each set left out
+# ----------------------------------------------------------------------------------------------
+
+def split_reason(text: str, path=None) -> tuple[str, str | None]:
+    """(stable reason, file name or None) from a runner or SourceError message about `path`: the
+    `SourceError: ` prefix and folders are dropped, and a trailing `: <name>` naming `path` (or, for a
+    folder, a file in it) is returned apart, so a reason counts alike for every file it hits."""
+    from ..imaging import stable_reason
+
+    text = stable_reason(re.sub(r"^SourceError: ", "", str(text)))
+    reason, sep, name = text.rpartition(": ")
+    if not sep or path is None:
+        return text, None
+    if name == Path(path).name or (re.fullmatch(r"[^\s/\\]+", name) and (Path(path) / name).is_file()):
+        return reason, name
+    return text, None
+
+
+@dataclass
+class Ledger:
+    """Per known set, what was left out, by path relative to --root: `skipped` (could not be read),
+    `excluded` (read but outside the set's protocol) and `unreadable` (the whole set, and why)."""
+
+    root: Path | None
+    skipped: dict[str, list[dict]] = field(default_factory=dict)
+    excluded: dict[str, list[dict]] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+    def relative(self, path) -> str:
+        try:
+            return Path(path).relative_to(self.root).as_posix() if self.root is not None else Path(path).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
+
+    def skip(self, key: str, path, reason: str) -> None:
+        reason, name = split_reason(reason, path)
+        if name and name != Path(path).name:  # a frame image of a frame-folder sequence
+            path = Path(path) / name
+        self.skipped.setdefault(key, []).append({"path": self.relative(path), "reason": reason})
+
+    def skips(self, key: str, entries: list[Skip]) -> None:
+        for entry in entries:
+            self.skip(key, entry.path, entry.reason)
+
+    def exclude(self, key: str, path, reason: str) -> None:
+        self.excluded.setdefault(key, []).append({"path": self.relative(path), "reason": reason})
+
+    def cannot_read(self, key: str, exc: BaseException, path=None) -> None:
+        self.unreadable[key] = split_reason(str(exc), path)[0] or type(exc).__name__
+
+    def summary(self, key: str) -> dict:
+        return {"skipped": _tally(self.skipped.get(key, [])), "excluded": _tally(self.excluded.get(key, []))}
+
+
+def _tally(items: list[dict]) -> dict:
+    """{total, by_reason (most frequent first), items (by path)}; each path listed once per reason."""
+    unique = sorted({(i["path"], i["reason"]) for i in items})
+    counts: dict[str, int] = {}
+    for _, reason in unique:
+        counts[reason] = counts.get(reason, 0) + 1
+    return {"total": len(unique), "by_reason": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "items": [{"path": p, "reason": r} for p, r in unique]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,74 +260,155 @@ def _validation_sources(folder: Path) -> tuple[Source | None, Source | None]:
 
 @dataclass
 class SuitePlan:
+    ledger: Ledger
     parts: list[ConfigData] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)  # part name -> known set key
+    locators: dict[str, dict[str, str]] = field(default_factory=dict)  # part name -> image id -> file
     notes: list[str] = field(default_factory=list)
     val_labelled: bool = False  # the val part carries true labels (else its labels are the ReaL sets)
 
 
-def plan(found: dict[str, Path], limit: int | None = None) -> SuitePlan:
-    out = SuitePlan()
+READ_ERRORS = (SourceError, DataError, OSError)
+
+
+def _read(ledger: Ledger, key: str, source: Source) -> list[Example]:
+    """The source's examples; what it left out goes to the ledger, also when it then gave up."""
+    try:
+        return list(source.examples())
+    finally:
+        ledger.skips(key, getattr(source, "skipped", []))
+
+
+def plan(found: dict[str, Path], limit: int | None = None, root: Path | None = None) -> SuitePlan:
+    """Runner parts for every known set but ImageNet-P; a set that cannot be read is recorded in the
+    ledger and the others are planned all the same."""
+    out = SuitePlan(Ledger(Path(root) if root is not None else None))
+    ledger = out.ledger
 
     def add(key: str, part: ConfigData) -> None:
         out.parts.append(part)
         out.kinds[part.name] = key
+        out.locators[part.name] = {e.image_id: str(e.locator) for e in part.dataset.examples}
+
+    def guarded(key: str, build) -> None:
+        try:
+            build()
+        except READ_ERRORS as exc:
+            ledger.cannot_read(key, exc, found[key])
+
+    def simple(key: str, source: Source, space: LabelSpace | None = None) -> None:
+        examples = _read(ledger, key, source)
+        if space is not None and space.name in ("imagenet-a", "imagenet-r"):
+            name = KNOWN_SETS[key][0]
+            for e in examples:
+                if not space.targets(e.labels):
+                    ledger.exclude(key, e.locator, f"class not among {name}'s 200 classes")
+            examples = [e for e in examples if space.targets(e.labels)]
+            if not examples:
+                raise SourceError(f"no images of {name}'s 200 classes")
+        add(key, source_part(key, source, space, examples, limit=limit))
 
     for v in IMAGENET_V2_VARIANTS:
         key = f"imagenet-v2-{v}"
         if key in found:
-            add(key, source_part(key, ImageNetV2(found[key], v), limit=limit))
+            guarded(key, lambda key=key, v=v: simple(key, ImageNetV2(found[key], v)))
     if "imagenet-sketch" in found:
-        add("imagenet-sketch", source_part("imagenet-sketch", Folders(found["imagenet-sketch"]), limit=limit))
+        guarded("imagenet-sketch", lambda: simple("imagenet-sketch", ClassFolders(found["imagenet-sketch"])))
     for key in ("imagenet-a", "imagenet-r"):
         if key in found:
-            add(key, source_part(key, Folders(found[key]), get_label_space(key), limit=limit))
+            guarded(key, lambda key=key: simple(key, ClassFolders(found[key]), get_label_space(key)))
     labelled = None
     if "imagenet-val" in found:
-        labelled, real = _validation_sources(found["imagenet-val"])
-        source = labelled or real
-        if source is None:
-            out.notes.append(f"{found['imagenet-val']}: no ILSVRC2012 validation images found; val skipped")
-        else:
-            add("imagenet-val", source_part("imagenet-val", source, limit=limit))
-            out.val_labelled = labelled is not None
-            if real is None:
-                out.notes.append("val images are not named ILSVRC2012_val_XXXXXXXX: ReaL accuracy not computed")
-            if labelled is None:
-                out.notes.append("val has no true labels (class folders or the devkit's data/): plain top-1, the "
-                                 "clean baseline and ImageNet-O's in-distribution half are not computed")
+        labelled = _plan_val(out, found["imagenet-val"], limit, add)
     if "imagenet-o" in found:
-        folder = found["imagenet-o"]
-        wnids = sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name in classes.wnid_to_index())
-        space = subset_space("imagenet-o", [classes.index_of(w) for w in wnids])
-        add("imagenet-o", source_part("imagenet-o", Folders(folder), space, limit=limit))
-        if labelled is not None:
-            keep = {classes.index_of(w) for w in wnids}
-            inside = [e for e in labelled.examples() if e.label in keep]
-            if inside:
-                add("imagenet-o", source_part("imagenet-o/in-distribution", labelled, space, inside, limit=limit))
-            else:
-                out.notes.append("ImageNet-O: no validation images of its 200 classes; AUPR not computed")
-        else:
-            out.notes.append("ImageNet-O needs the ImageNet validation images (with labels) as in-distribution "
-                             "examples; put them in ROOT/val as class folders or with the devkit")
+        guarded("imagenet-o", lambda: _plan_o(out, found["imagenet-o"], labelled, limit, add))
     if "imagenet-c" in found:
-        c = ImageNetC(found["imagenet-c"])
-        for corruption, severity in c.parts():
-            add("imagenet-c", source_part(f"imagenet-c/{corruption}/{severity}", c.part(corruption, severity),
-                                          severity=severity, limit=limit))
+        guarded("imagenet-c", lambda: _plan_c(out, found["imagenet-c"], limit, add))
     return out
 
 
-def plan_perturbations(folder: Path, limit: int | None = None) -> tuple[list[ConfigData], dict[str, list[int]]]:
+def _plan_val(out: SuitePlan, folder: Path, limit: int | None, add) -> Source | None:
+    """The val part (true labels, else ReaL sets); the labelled source for ImageNet-O, or None."""
+    try:
+        labelled, real = _validation_sources(folder)
+        source = labelled or real
+        if source is None:
+            out.ledger.cannot_read("imagenet-val", SourceError("no ILSVRC2012 validation images found"))
+            return None
+        examples = _read(out.ledger, "imagenet-val", source)
+        add("imagenet-val", source_part("imagenet-val", source, examples=examples, limit=limit))
+    except READ_ERRORS as exc:
+        out.ledger.cannot_read("imagenet-val", exc, folder)
+        return None
+    out.val_labelled = labelled is not None
+    if real is None:
+        out.notes.append("val images are not named ILSVRC2012_val_XXXXXXXX: ReaL accuracy not computed")
+    if labelled is None:
+        out.notes.append("val has no true labels (class folders or the devkit's data/): plain top-1, the "
+                         "clean baseline and ImageNet-O's in-distribution half are not computed")
+    return labelled
+
+
+def _plan_o(out: SuitePlan, folder: Path, labelled: Source | None, limit: int | None, add) -> None:
+    source = ClassFolders(folder)
+    examples = _read(out.ledger, "imagenet-o", source)
+    wnids = sorted({Path(e.locator).parent.name for e in examples})
+    space = subset_space("imagenet-o", [classes.index_of(w) for w in wnids])
+    add("imagenet-o", source_part("imagenet-o", source, space, examples, limit=limit))
+    if labelled is not None:
+        keep = {classes.index_of(w) for w in wnids}
+        inside = [e for e in labelled.examples() if e.label in keep]
+        if inside:
+            add("imagenet-o", source_part("imagenet-o/in-distribution", labelled, space, inside, limit=limit))
+        else:
+            out.notes.append("ImageNet-O: no validation images of its 200 classes; AUPR not computed")
+    else:
+        out.notes.append("ImageNet-O needs the ImageNet validation images (with labels) as in-distribution "
+                         "examples; put them in ROOT/val as class folders or with the devkit")
+
+
+def _plan_c(out: SuitePlan, folder: Path, limit: int | None, add) -> None:
+    """One part per corruption and severity; a severity folder that cannot be read is skipped whole."""
+    c = ImageNetC(folder)
+    out.ledger.skips("imagenet-c", c.skipped)
+    planned = 0
+    for corruption, severity in c.parts():
+        source = c.part(corruption, severity)
+        try:
+            part = source_part(f"imagenet-c/{corruption}/{severity}", source,
+                               examples=_read(out.ledger, "imagenet-c", source), severity=severity, limit=limit)
+        except SourceError as exc:
+            out.ledger.skip("imagenet-c", source.root, str(exc))
+            continue
+        add("imagenet-c", part)
+        planned += 1
+    if not planned:
+        raise SourceError("no <corruption>/<severity>/<wnid>/ folder holds an image")
+
+
+def plan_perturbations(folder: Path, limit: int | None, ledger: Ledger
+                       ) -> tuple[list[ConfigData], dict[str, list[tuple[str, int]]], dict[str, str]]:
+    """(one frame part per perturbation, part -> [(sequence id, frames)], sequence id -> file); a
+    sequence whose frames cannot be counted is skipped with its reason."""
     p = ImageNetP(folder)
-    parts, lengths = [], {}
+    parts, expected, locators = [], {}, {}
     for perturbation in p.perturbations():
-        sequences = list(p.sequences(perturbation))[: limit or None]
-        if sequences:
-            part, lengths[f"imagenet-p/{perturbation}"] = frames_part(f"imagenet-p/{perturbation}", sequences)
-            parts.append(part)
-    return parts, lengths
+        kept, lengths = [], []
+        for seq in p.sequences(perturbation)[: limit or None]:
+            try:
+                n = frame_count(seq.locator)
+            except READ_ERRORS as exc:
+                ledger.skip("imagenet-p", seq.locator, str(exc))
+                continue
+            kept.append(seq)
+            lengths.append(n)
+            locators[seq.image_id] = str(seq.locator)
+        if kept:
+            name = f"imagenet-p/{perturbation}"
+            parts.append(frames_part(name, kept, lengths))
+            expected[name] = [(s.image_id, n) for s, n in zip(kept, lengths)]
+    ledger.skips("imagenet-p", p.skipped)
+    return parts, expected, locators
 
 
 def _by_part(rows: list[dict]) -> dict[str, list[dict]]:
@@ -311,25 +465,25 @@ def score_known(rows: list[dict], planned: SuitePlan, found: dict[str, Path]) ->
     return sets
 
 
-def score_perturbations(rows: list[dict], lengths: dict[str, list[int]], difficulty: int = 1,
+def score_perturbations(rows: list[dict], expected: dict[str, list[tuple[str, int]]], difficulty: int = 1,
                         reference: dict | None = None) -> dict:
-    """Flip probability and top-5 distance per perturbation from per-frame rows (in frame order)."""
+    """Flip probability and top-5 distance per perturbation from per-frame rows; a sequence missing a
+    frame is left out (listed under `incomplete`), a perturbation left with no sequence is not reported."""
     by = _by_part(rows)
-    flip, t5d, per = {}, {}, {}
-    for part, seq_lengths in lengths.items():
+    flip, t5d, per, incomplete = {}, {}, {}, []
+    for part, sequences in expected.items():
         perturbation = part.split("/", 1)[1]
-        rs, preds, top5, start = by.get(part, []), [], [], 0
-        for n in seq_lengths:
-            preds.append([r["pred"] for r in rs[start:start + n]])
-            top5.append([r["top5"] for r in rs[start:start + n]])
-            start += n
+        preds, top5, missing = protocols.sequences_from_rows(by.get(part, []), sequences)
+        incomplete += missing
+        if not preds:
+            continue
         noise = protocols.is_noise(perturbation)
         flip[perturbation] = protocols.flip_probability(preds, noise, difficulty)
         t5d[perturbation] = protocols.top5_distance(top5, noise, difficulty)
-        per[perturbation] = {"sequences": len(seq_lengths), "frames": int(sum(seq_lengths)),
+        per[perturbation] = {"sequences": len(preds), "frames": int(sum(len(s) for s in preds)),
                              "flip_probability": flip[perturbation], "top5_distance": t5d[perturbation],
                              "compared_to": "first frame" if noise else f"frame {difficulty} earlier"}
-    return {"difficulty": difficulty, "per_perturbation": per,
+    return {"difficulty": difficulty, "per_perturbation": per, "incomplete": incomplete,
             **protocols.perturbation_summary(protocols.at_difficulty(flip, difficulty),
                                              protocols.at_difficulty(t5d, difficulty), reference)}
 
@@ -349,16 +503,56 @@ def _groups(planned: SuitePlan) -> list[list[ConfigData]]:
     return [g for g in [main, *by_corruption.values()] if g]
 
 
+def _record_failures(failures: dict, kinds: dict[str, str], locators: dict[str, dict[str, str]],
+                     ledger: Ledger) -> set[str]:
+    """The runner's undecodable images ({part: {"images": [{image_id, reason}]}}) into the ledger by
+    file (ImageNet-P frames `<sequence>#<frame>` by sequence); returns the ids recorded."""
+    recorded = set()
+    for part, what in failures.items():
+        key = kinds.get(part, part.split("/")[0])
+        for entry in what.get("images", []):
+            image_id = str(entry["image_id"])
+            if key == "imagenet-p":
+                image_id = image_id.rpartition("#")[0]
+            recorded.add(image_id)
+            ledger.skip(key, locators.get(part, {}).get(image_id, image_id), entry["reason"])
+    return recorded
+
+
+def _unreadable_entry(key: str, found: dict[str, Path], reason: str) -> dict:
+    name, protocol, _ = KNOWN_SETS[key]
+    return {"name": name, "protocol": protocol, "path": str(found[key]), "images": 0, "unreadable": reason}
+
+
+def _score_p(scored, found: dict[str, Path], limit, ledger: Ledger, difficulty: int, reference) -> dict:
+    """ImageNet-P's entry: its sequences scored, the damaged ones skipped; SourceError if none is left."""
+    parts, expected, locators = plan_perturbations(found["imagenet-p"], limit, ledger)
+    if not parts:
+        raise SourceError("no sequence could be read")
+    failures: dict = {}
+    rows = scored(parts, failures)
+    failed = _record_failures(failures, {p.name: "imagenet-p" for p in parts}, {p.name: locators for p in parts},
+                              ledger)
+    summary = score_perturbations(rows, expected, difficulty, reference)
+    for sequence in summary.pop("incomplete"):
+        if sequence not in failed:
+            ledger.skip("imagenet-p", locators[sequence], "frames missing (not every frame was scored)")
+    if not summary["per_perturbation"]:
+        raise SourceError("no sequence could be decoded")
+    name, protocol, _ = KNOWN_SETS["imagenet-p"]
+    frames = sum(e["frames"] for e in summary["per_perturbation"].values())
+    return {"name": name, "protocol": protocol, "path": str(found["imagenet-p"]), "images": frames, **summary}
+
+
 def run_suite(model, root, *, out=None, suite: str = "robustness", weights: str | None = None,
               revision: str | None = None, batch_size: int = 32, num_workers: int | None = None,
               device: str | None = None, amp: bool = False, limit: int | None = None, allow_partial: bool = False,
               p_difficulty: int = 1, p_reference: str | dict | None = None, progress: bool = False) -> dict:
-    """Discover, run and score every set under `root`; return (and with `out`, write) one report."""
+    """Discover, run and score every set under `root`; return (and with `out`, write) one report.
+    Each set is read on its own: what one cannot read is listed in its entry, the others are scored."""
     from .. import __version__
-    from .metrics import summarize
     from .models import load_model
-    from .report import _jsonable, build_results
-    from .runner import open_data, run
+    from .runner import run
 
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
@@ -366,42 +560,49 @@ def run_suite(model, root, *, out=None, suite: str = "robustness", weights: str 
     reference = protocols.reference_from_file(p_reference) if isinstance(p_reference, (str, Path)) else p_reference
     classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial)
     options = dict(batch_size=batch_size, num_workers=num_workers, device=device, amp=amp, progress=progress)
-    planned = plan(found, limit)
+    planned = plan(found, limit, root=Path(root))
+    ledger = planned.ledger
     out = Path(out) if out is not None else None
     predictions = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         predictions = (out / "robustness_predictions.jsonl").open("w")
 
-    def scored(parts: list[ConfigData], **extra) -> list[dict]:
-        rows = run(classifier, parts, **options)
+    def scored(parts: list[ConfigData], failures: dict, **extra) -> list[dict]:
+        from .report import _jsonable
+
+        rows = run(classifier, parts, unreadable=failures, **options)
         if predictions is not None:
             for row in rows:
                 predictions.write(json.dumps({**row, **extra}, default=_jsonable) + "\n")
         return rows
 
     try:
-        rows = [{k: r[k] for k in SCORING_FIELDS} for g in _groups(planned) for r in scored(g)]
+        rows = []
+        for group in _groups(planned):
+            failures: dict = {}
+            rows += [{k: r[k] for k in SCORING_FIELDS} for r in scored(group, failures)]
+            _record_failures(failures, planned.kinds, planned.locators, ledger)
         sets = score_known(rows, planned, found)
         if "imagenet-p" in found:
-            p_parts, lengths = plan_perturbations(found["imagenet-p"], limit)
-            p_rows = scored(p_parts) if p_parts else []
-            name, protocol, _ = KNOWN_SETS["imagenet-p"]
-            sets["imagenet-p"] = {"name": name, "protocol": protocol, "path": str(found["imagenet-p"]),
-                                  "images": len(p_rows), **score_perturbations(p_rows, lengths, p_difficulty, reference)}
+            try:
+                sets["imagenet-p"] = _score_p(scored, found, limit, ledger, p_difficulty, reference)
+            except READ_ERRORS as exc:
+                ledger.cannot_read("imagenet-p", exc, found["imagenet-p"])
             if not reference:
                 planned.notes.append("ImageNet-P: no AlexNet reference table given (--p-reference FILE.json), so "
                                      "mFR / mT5D are not computed; raw mean flip probability and top-5 distance "
                                      "are reported")
-        gen_results = {}
-        for folder in generated:
-            source, parts = open_data(folder, limit=limit)
-            g_rows = scored(parts, generated=str(folder))
-            names = [p.name for p in parts]
-            gen_results[str(folder)] = build_results(classifier.describe(), source, names, summarize(g_rows, names))
+        gen_results = {str(folder): _score_generated(folder, classifier, scored, limit) for folder in generated}
     finally:
         if predictions is not None:
             predictions.close()
+    for key in found:
+        if key not in sets and key not in ledger.unreadable:  # planned, but not one image decoded
+            ledger.unreadable[key] = "no image could be read"
+        if key in ledger.unreadable:
+            sets[key] = _unreadable_entry(key, found, ledger.unreadable[key])
+        sets[key].update(ledger.summary(key))
     results = {
         "shift_hub_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -412,13 +613,29 @@ def run_suite(model, root, *, out=None, suite: str = "robustness", weights: str 
         "missing": [k for k in KNOWN_SETS if k not in found],
         "generated": gen_results,
         "sets": {k: sets[k] for k in KNOWN_SETS if k in sets},
-        "notes": planned.notes,
+        "notes": planned.notes + [f"{KNOWN_SETS[k][0]} could not be read: {r}" for k, r in ledger.unreadable.items()],
         "options": {"limit": limit, "batch_size": batch_size, "amp": amp, "p_difficulty": p_difficulty,
                     "preprocessing": "each model's own (also for the 224x224 ImageNet-C/P images)"},
     }
     if out is not None:
         results["paths"] = {k: str(v) for k, v in write_suite(results, out).items()}
     return results
+
+
+def _score_generated(folder: Path, classifier, scored, limit) -> dict:
+    """A generated folder's results; its unreadable shards and images listed, or why none could be read."""
+    from .metrics import summarize
+    from .report import build_results
+    from .runner import open_data
+
+    unreadable: dict = {}
+    try:
+        source, parts = open_data(folder, limit=limit, unreadable=unreadable)
+        g_rows = scored(parts, unreadable, generated=str(folder))
+    except READ_ERRORS as exc:
+        return {"unreadable": split_reason(str(exc), folder)[0], "metrics": {}}
+    names = [p.name for p in parts]
+    return build_results(classifier.describe(), source, names, summarize(g_rows, names), unreadable=unreadable)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -437,8 +654,10 @@ def markdown(results: dict) -> str:
     lines = [f"**{results['model']['id']}**: `{results['suite']}` suite under `{results['root']}`", "",
              "| set | protocol | images | metric | value |", "|---|---|---:|---|---:|"]
     for key, s in results["sets"].items():
-        n = s.get("images", "-")
-        if key == "imagenet-o":
+        n = f"{s.get('images', '-')}{_left_count(s)}"
+        if "unreadable" in s:
+            lines.append(f"| {s['name']} | {s['protocol']} | 0 | cannot be read | - |")
+        elif key == "imagenet-o":
             lines.append(f"| {s['name']} | {s['protocol']} | {n} (+{s.get('in_distribution_images', 0)} val) "
                          f"| AUPR % / AUROC % | {_pct(s.get('aupr'))} / {_pct(s.get('auroc'))} |")
         elif key == "imagenet-c":
@@ -450,12 +669,13 @@ def markdown(results: dict) -> str:
                 lines.append(f"| {s['name']}: {c} | mean error over severities {','.join(e['error_by_severity'])} | | "
                              f"error % | {_pct(e['mean_error'])} |")
         elif key == "imagenet-p":
+            frames = f"{s.get('images', '-')} frames{_left_count(s)}"
             if "mfr" in s:
-                lines.append(f"| {s['name']} | mFR (AlexNet-normalised) | {n} frames | mFR % | {_pct(s['mfr'])} |")
+                lines.append(f"| {s['name']} | mFR (AlexNet-normalised) | {frames} | mFR % | {_pct(s['mfr'])} |")
             if "mt5d" in s:
-                lines.append(f"| {s['name']} | mT5D (AlexNet-normalised) | {n} frames | mT5D % | {_pct(s['mt5d'])} |")
-            lines.append(f"| {s['name']} | mean flip probability (raw) | {n} frames | FP % | {_pct(s['mean_flip_probability'])} |")
-            lines.append(f"| {s['name']} | mean top-5 distance (raw) | {n} frames | T5D | {_num(s['mean_top5_distance'])} |")
+                lines.append(f"| {s['name']} | mT5D (AlexNet-normalised) | {frames} | mT5D % | {_pct(s['mt5d'])} |")
+            lines.append(f"| {s['name']} | mean flip probability (raw) | {frames} | FP % | {_pct(s['mean_flip_probability'])} |")
+            lines.append(f"| {s['name']} | mean top-5 distance (raw) | {frames} | T5D | {_num(s['mean_top5_distance'])} |")
             for p, e in s["per_perturbation"].items():
                 lines.append(f"| {s['name']}: {p} | vs {e['compared_to']} | {e['frames']} frames | FP % / T5D | "
                              f"{_pct(e['flip_probability'])} / {_num(e['top5_distance'])} |")
@@ -466,6 +686,8 @@ def markdown(results: dict) -> str:
                 lines.append(f"| ReaL | top-1 correct if in the ReaL label set | {r['n_scored']} "
                              f"(-{r['n_excluded']} without labels) | ReaL top-1 % | {_pct(r['accuracy'])} |")
     for folder, g in results["generated"].items():
+        if "unreadable" in g:
+            lines.append(f"| generated {Path(folder).name} | - | 0 | cannot be read | - |")
         for name, m in g["metrics"].items():
             d = (m.get("drop") or {}).get("abs")
             lines.append(f"| generated {Path(folder).name}/{name} | top-1 ({m['label_space']})"
@@ -476,7 +698,38 @@ def markdown(results: dict) -> str:
               + (f"; generated folders: {', '.join(Path(f).name for f in results['generated'])}" if results["generated"] else ""),
               "Missing: " + (", ".join(names[k] for k in results["missing"]) or "none")]
     lines += [f"Note: {n}" for n in results["notes"]]
-    return "\n".join(lines)
+    return "\n".join(lines + left_out(results))
+
+
+def _left_count(s: dict) -> str:
+    """` (+k skipped, +e excluded)` beside a set's image count; the reasons are in the left-out table."""
+    parts = [f"+{s[w]['total']} {w}" for w in ("skipped", "excluded") if (s.get(w) or {}).get("total")]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def left_out(results: dict) -> list[str]:
+    """Markdown lines: per set and reason, how many entries were skipped or excluded, with one example
+    path (every path is in the results JSON); nothing when nothing was left out."""
+    rows = []
+    for s in results["sets"].values():
+        if "unreadable" in s:
+            rows.append(f"| {s['name']} | whole set | {_cell(s['unreadable'])} | - | - |")
+        for what in ("skipped", "excluded"):
+            tally = s.get(what) or {}
+            for reason, count in tally.get("by_reason", {}).items():
+                example = next(i["path"] for i in tally["items"] if i["reason"] == reason)
+                rows.append(f"| {s['name']} | {what} | {_cell(reason)} | {count} | {_cell(example)} |")
+    for folder, g in results["generated"].items():
+        if "unreadable" in g:
+            rows.append(f"| generated {Path(folder).name} | whole folder | {_cell(g['unreadable'])} | - | - |")
+    if not rows:
+        return []
+    return ["", "Left out (paths relative to the root; all of them in robustness.json):", "",
+            "| set | left out | reason | count | e.g. |", "|---|---|---|---:|---|", *rows]
 
 
 def write_suite(results: dict, out) -> dict[str, Path]:
@@ -512,7 +765,7 @@ def run_suite_command(args) -> int:
     from .runner import DataError
 
     if not args.root:
-        print("shift-hub evaluate: error: --suite needs --root DIR (the folder holding the shift sets)", file=sys.stderr)
+        print("shift-hub: error: --suite needs --root DIR (the folder holding the shift sets)", file=sys.stderr)
         return 2
     try:
         results = run_suite(args.model, args.root, out=args.out, suite=args.suite, weights=args.weights,
@@ -520,7 +773,7 @@ def run_suite_command(args) -> int:
                             device=args.device, amp=args.amp, limit=args.limit, allow_partial=args.allow_partial,
                             p_difficulty=args.p_difficulty, p_reference=args.p_reference, progress=not args.quiet)
     except (ModelLoadError, UnmappableLabels, DataError, SourceError, ValueError) as exc:
-        print(f"shift-hub evaluate: error: {exc}", file=sys.stderr)
+        print(f"shift-hub: error: {exc}", file=sys.stderr)
         return 2
     print(markdown(results))
     for kind, path in results.get("paths", {}).items():

@@ -27,6 +27,9 @@ PARAMS = {
     "adaptive_std": (20.0, 40.0),  # White-box's adaptive-colouring thresholds (0-255 scale)
     "edge_low_high": (35, 85),  # Canny thresholds on the structure's luminance
     "edge_darkness": 0.35,  # edge pixels keep this fraction of their brightness
+    # Felzenszwalb needs ~330 bytes a pixel (8 GB at 24 MP): larger images are segmented, and their
+    # segments coloured, on an area-averaged copy of this many pixels; the labels are scaled back (nearest)
+    "segment_max_pixels": 2_000_000,
 }
 
 
@@ -49,6 +52,11 @@ def self_guided_filter(x: np.ndarray, r: int, eps: float) -> np.ndarray:
 
 def adaptive_colour(image: np.ndarray, labels: np.ndarray, std_thresholds=(20.0, 40.0)) -> np.ndarray:
     """Paint each segment with White-box's adaptive colour: mean, mean/median blend or median by spread."""
+    return adaptive_colours(image, labels, std_thresholds)[labels]
+
+
+def adaptive_colours(image: np.ndarray, labels: np.ndarray, std_thresholds=(20.0, 40.0)) -> np.ndarray:
+    """The adaptive colour of each segment, (segments, 3)."""
     flat = labels.ravel()
     n = int(flat.max()) + 1
     index = np.arange(n)
@@ -59,16 +67,52 @@ def adaptive_colour(image: np.ndarray, labels: np.ndarray, std_thresholds=(20.0,
     std = np.sqrt(np.maximum(sq - means.mean(1) ** 2, 0))  # np.std over all the segment's values
     medians = np.stack([ndimage.median(pixels[:, c], flat, index) for c in range(3)], 1)
     low, high = std_thresholds
-    colours = np.where((std < low)[:, None], means, np.where((std < high)[:, None], (means + medians) / 2, medians))
-    return colours[labels]
+    return np.where((std < low)[:, None], means, np.where((std < high)[:, None], (means + medians) / 2, medians))
 
 
 def cartoon_classic(image: np.ndarray, rng: np.random.Generator | None = None, **overrides) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> uint8 RGB cartoon of the same size."""
+    """uint8 RGB (H, W, 3) -> uint8 RGB cartoon of the same size.
+
+    The surface, the structure's painting and the blend are local, so they run in bands of rows (drawing's
+    `_bands`) with a margin that makes each band's rows those of a whole-image run; segmentation and Canny
+    are whole-image. Memory stays bounded at any size; an image up to STRIP_PIXELS is one band.
+    """
+    from .drawing import _bands
+
     p = {**PARAMS, **overrides}
     h, w = image.shape[:2]
-    x = image.astype(np.float32) / 255.0
-    surface = self_guided_filter(x, p["surface_radius"], p["surface_eps"])
+    bands = _bands(h, w)
+    r, margin = p["surface_radius"], 2 * p["surface_radius"]  # box mean of (a, b), themselves box means
+    surface = np.empty((h, w, 3), dtype=np.float32)
+    for a, b in bands:
+        top, bottom = max(0, a - margin), min(h, b + margin)
+        x = image[top:bottom].astype(np.float32) / 255.0
+        surface[a:b] = self_guided_filter(x, r, p["surface_eps"])[a - top: b - top]
+    labels, colours = _segments(surface, p)
+    grey = np.empty((h, w), dtype=np.uint8)
+    for a, b in bands:
+        structure = colours[labels[a:b]] / 255.0
+        grey[a:b] = cv2.cvtColor(np.clip(structure * 255.0, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    edges = cv2.Canny(grey, *p["edge_low_high"]) > 0
+    del grey
+    weight = p["structure_weight"]
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for a, b in bands:
+        blend = weight * (colours[labels[a:b]] / 255.0) + (1.0 - weight) * surface[a:b]
+        blend[edges[a:b]] *= p["edge_darkness"]
+        out[a:b] = np.clip(np.rint(blend * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
+def _segments(surface: np.ndarray, p: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Felzenszwalb labels of the surface (scale and minimum size grow with its area) and each segment's
+    adaptive colour (0-255). Above `segment_max_pixels`, both come from an area-averaged copy."""
+    h, w = surface.shape[:2]
+    if h * w > p["segment_max_pixels"]:
+        f = np.sqrt(p["segment_max_pixels"] / (h * w))
+        small = cv2.resize(surface, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+        labels, colours = _segments(small, p)
+        return cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST), colours
     area_factor = np.sqrt(h * w / 256**2)
     labels = felzenszwalb(
         np.clip(surface, 0, 1),
@@ -77,10 +121,4 @@ def cartoon_classic(image: np.ndarray, rng: np.random.Generator | None = None, *
         min_size=max(4, int(p["min_segment_fraction"] * h * w)),
         channel_axis=-1,
     )
-    structure = adaptive_colour(np.clip(surface * 255.0, 0, 255), labels, p["adaptive_std"]) / 255.0
-    weight = p["structure_weight"]
-    out = weight * structure + (1.0 - weight) * surface
-    grey = cv2.cvtColor(np.clip(structure * 255.0, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-    edges = cv2.Canny(grey, *p["edge_low_high"]) > 0
-    out[edges] *= p["edge_darkness"]
-    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    return labels, adaptive_colours(np.clip(surface * 255.0, 0, 255), labels, p["adaptive_std"])

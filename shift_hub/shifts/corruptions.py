@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
 from typing import NamedTuple
@@ -198,7 +199,21 @@ def _smooth_reflect(field: np.ndarray, sigma: float, truncate: float) -> np.ndar
         return cv2.GaussianBlur(field, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
     rows = _reflect_gaussian_matrix(field.shape[0], float(sigma), float(truncate))
     cols = _reflect_gaussian_matrix(field.shape[1], float(sigma), float(truncate))
-    return rows @ field @ cols.T
+    with _blas_single_thread():  # as in every engine worker, whatever this process's BLAS settings
+        return rows @ field @ cols.T
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _blas_single_thread():
+    """One BLAS thread for the block (restored after): a BLAS may split a product differently with more
+    threads, and a different split may round differently; one thread is what engine workers use."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _zoom_window(n: int, factor: float) -> tuple[int, int, int, int]:
@@ -255,8 +270,11 @@ def _motion_blur(x: np.ndarray, radius: int, sigma: float, angle: float) -> np.n
         kernel[pad + dy, pad + dx] = weight
     total = cv2.filter2D(np.asarray(x, dtype=np.float64), -1, kernel, anchor=(pad, pad),
                          borderType=cv2.BORDER_REPLICATE)
-    quantum = np.floor(total * 257 + 0.5)
-    return (quantum // 257).astype(np.uint8)
+    total *= 257
+    total += 0.5
+    quantum = np.floor(total, out=total).astype(np.int32)  # whole numbers in [0, 65535]: exact
+    quantum //= 257
+    return quantum.astype(np.uint8)
 
 
 def _sequential_copies(n: int, target: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -304,6 +322,69 @@ def _warp_affine_fixed_point(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     fraction = ((fixed_y & 31) * 32 + (fixed_x & 31)).astype(np.uint16)
     return cv2.remap(x, whole, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
+def _reflect_coordinate(coord: np.ndarray, n: int) -> np.ndarray:
+    """scipy.ndimage's map_coordinate(mode='reflect') on float coordinates, with its float operations."""
+    c = np.array(coord, dtype=np.float64)
+    period = 2.0 * n
+    low = c < 0
+    if low.any():
+        v = c[low]
+        far = v < -period
+        v[far] += period * np.trunc(-v[far] / period)
+        c[low] = np.where(v < -n, v + period, np.where(v > -1e-15, 1e-15, -v) - 1.0)
+    high = c > n - 1
+    if high.any():
+        v = c[high]
+        v -= period * np.trunc(v / period)
+        c[high] = np.where(v >= n, (period - v) - 1.0, v)
+    return c
+
+
+def _linear_taps(coord: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lower/upper sample index and their weights (1 - f, f) along one axis; a tap that falls off the
+    edge (-1 or n, as the mapped coordinate lies in (-1, n)) folds back onto the edge sample."""
+    c = _reflect_coordinate(coord, n)
+    lower = np.floor(c)
+    frac = c - lower
+    lo = lower.astype(np.intp)
+    hi = lo + 1
+    np.maximum(lo, 0, out=lo)
+    np.minimum(hi, n - 1, out=hi)
+    return lo, hi, np.subtract(1.0, frac, out=c), frac
+
+
+def _map_linear_reflect(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """`map_coordinates(x[..., c], [rows, cols], order=1, mode='reflect')` for every channel, bit for bit.
+
+    scipy recomputes the taps for each channel; here they are computed once. The arithmetic is scipy's:
+    each tap is (value * row weight) * column weight in double, summed in tap order (r0c0, r0c1, r1c0,
+    r1c1), stored as x's dtype.
+    """
+    h, w, channels = x.shape
+    if h < 2 or w < 2:  # scipy's one-sample special case: not worth restating
+        coords = np.stack([rows, cols])
+        return np.stack([map_coordinates(x[..., ch], coords, order=1, mode="reflect") for ch in range(channels)],
+                        axis=2)
+    r0, r1, wr0, wr1 = _linear_taps(rows, h)
+    c0, c1, wc0, wc1 = _linear_taps(cols, w)
+    r0 *= w
+    r1 *= w
+    taps = [(np.add(r, c).ravel(), wr.ravel(), wc.ravel()) for r, wr in ((r0, wr0), (r1, wr1))
+            for c, wc in ((c0, wc0), (c1, wc1))]
+    out = np.empty(x.shape, dtype=x.dtype)
+    total, term = np.empty(h * w), np.empty(h * w)
+    for ch in range(channels):
+        plane = np.ascontiguousarray(x[..., ch]).ravel()
+        for i, (index, wr, wc) in enumerate(taps):
+            dst = term if i else total
+            np.multiply(plane.take(index), wr, out=dst)
+            dst *= wc
+            if i:
+                total += term
+        out[..., ch] = total.reshape(h, w)
+    return out
+
+
 @lru_cache(maxsize=16)
 def _disk(radius: int, alias_blur: float) -> np.ndarray:
     half = 8 if radius <= 8 else radius
@@ -327,19 +408,33 @@ def _plasma_fractal(rng, mapsize: int, wibble_decay: float) -> np.ndarray:
     while step >= 2:
         half = step // 2
         corners = field[0:mapsize:step, 0:mapsize:step]
-        square = corners + np.roll(corners, -1, axis=0)
-        square += np.roll(square, -1, axis=1)
+        square = _add_rolled(corners.copy(), corners, -1, 0)
+        square = _add_rolled(square, square.copy(), -1, 1)
         field[half:mapsize:step, half:mapsize:step] = wibbled_mean(square)
         centres = field[half:mapsize:step, half:mapsize:step]
         corners = field[0:mapsize:step, 0:mapsize:step]
-        left = centres + np.roll(centres, 1, axis=0) + corners + np.roll(corners, -1, axis=1)
-        field[0:mapsize:step, half:mapsize:step] = wibbled_mean(left)
-        top = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=0)
-        field[half:mapsize:step, 0:mapsize:step] = wibbled_mean(top)
+        left = _add_rolled(centres.copy(), centres, 1, 0)
+        left += corners
+        field[0:mapsize:step, half:mapsize:step] = wibbled_mean(_add_rolled(left, corners, -1, 1))
+        top = _add_rolled(centres.copy(), centres, 1, 1)
+        top += corners
+        field[half:mapsize:step, 0:mapsize:step] = wibbled_mean(_add_rolled(top, corners, -1, 0))
         step //= 2
         wibble /= wibble_decay
     field -= field.min()
     return field / field.max()
+
+
+def _add_rolled(total: np.ndarray, a: np.ndarray, shift: int, axis: int) -> np.ndarray:
+    """total += np.roll(a, shift, axis) for shift +-1, by slices (no rolled copy); returns total."""
+    t, a = np.moveaxis(total, axis, 0), np.moveaxis(a, axis, 0)
+    if shift == 1:
+        t[1:] += a[:-1]
+        t[0] += a[-1]
+    else:
+        t[:-1] += a[1:]
+        t[-1] += a[0]
+    return total
 
 
 @lru_cache(maxsize=None)
@@ -352,34 +447,71 @@ def frost_image(index: int) -> np.ndarray:
     return rgb
 
 
-def _rgb_to_hsv(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """skimage.color.rgb2hsv with the same float operations (so the round trip rounds the same way)."""
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    value = np.maximum(np.maximum(r, g), b)
-    delta = value - np.minimum(np.minimum(r, g), b)
-    grey = delta == 0
-    blue_max, green_max = b == value, g == value  # skimage assigns red, green, blue cases in turn: last wins
-    numerator = np.where(blue_max, r - g, np.where(green_max, b - r, g - b))
-    offset = np.where(blue_max, 4.0, np.where(green_max, 2.0, 0.0))
+_UNIT_LEVELS = np.arange(256) / 255.0  # k / 255.0 as `_unit` computes it, for table look-ups
+_HUE_OFFSET = np.array([0.0, 2.0, 4.0])  # rgb2hsv's hue offset when red, green or blue is the maximum
+
+
+def _rgb_to_hsv(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """skimage.color.rgb2hsv of image / 255 with the same float operations (so the round trip rounds the
+    same way). Which channel is the maximum, and which two values the hue's numerator takes, is decided
+    on the bytes, where comparisons are exact and cheap; the floats come from a table of k / 255."""
+    u = np.asarray(image, dtype=np.uint8)
+    r, g, b = u[..., 0], u[..., 1], u[..., 2]
+    top = np.maximum(np.maximum(r, g), b)
+    bottom = np.minimum(np.minimum(r, g), b)
+    value = _UNIT_LEVELS.take(top)
+    delta = value - _UNIT_LEVELS.take(bottom)
+    blue_max, green_max = b == top, g == top  # skimage assigns red, green, blue cases in turn: last wins
+    numerator = _UNIT_LEVELS.take(np.where(blue_max, r, np.where(green_max, b, g)))
+    numerator -= _UNIT_LEVELS.take(np.where(blue_max, g, np.where(green_max, r, b)))
+    case = blue_max.view(np.uint8) * 2
+    case |= green_max.view(np.uint8) & ~blue_max.view(np.uint8)
+    grey = top == bottom
     with np.errstate(invalid="ignore", divide="ignore"):
-        sat = np.where(grey, 0.0, delta / value)
-        hue = (offset + numerator / delta) / 6.0
-    hue = np.where(hue < 0, hue + 1.0, hue)  # `% 1.0` on [-1/6, 1)
+        sat = delta / value
+        numerator /= delta
+    sat[grey] = 0.0
+    hue = _HUE_OFFSET.take(case)
+    hue += numerator
+    hue /= 6.0
+    hue[hue < 0] += 1.0  # `% 1.0` on [-1/6, 1)
     hue[grey] = 0.0
     return hue, sat, value
 
 
 # hsv2rgb's six hue sectors: which of (v, p, q, t) each of r, g, b takes
 _SECTOR_SOURCES = np.array([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 1, 2]])
+_CHANNEL_SOURCES = tuple(np.ascontiguousarray(_SECTOR_SOURCES[:, ch]).astype(np.intp) for ch in range(3))
+
+
+@lru_cache(maxsize=8)
+def _row_starts(rows: int, width: int) -> np.ndarray:
+    return np.arange(0, rows * width, width, dtype=np.intp)
 
 
 def _hsv_to_rgb(hue: np.ndarray, sat: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """skimage.color.hsv2rgb with the same float operations."""
-    sector = np.floor(hue * 6)
-    f = hue * 6 - sector
-    candidates = np.stack([value, value * (1 - sat), value * (1 - f * sat), value * (1 - (1 - f) * sat)], axis=-1)
-    sources = _SECTOR_SOURCES[sector.astype(np.uint8) % 6]
-    return np.take_along_axis(candidates, sources, axis=-1)
+    """skimage.color.hsv2rgb with the same float operations; each channel gathers its candidate."""
+    n = hue.size
+    hue, sat, value = hue.ravel(), sat.ravel(), value.ravel()
+    f = hue * 6
+    sector = np.floor(f)
+    f -= sector
+    candidates = np.empty((n, 4))  # v, p = v(1 - s), q = v(1 - fs), t = v(1 - (1 - f)s)
+    candidates[:, 0] = value
+    np.multiply(value, 1 - sat, out=candidates[:, 1])
+    scratch = f * sat
+    np.multiply(value, np.subtract(1, scratch, out=scratch), out=candidates[:, 2])
+    np.subtract(1, f, out=scratch)
+    scratch *= sat
+    np.multiply(value, np.subtract(1, scratch, out=scratch), out=candidates[:, 3])
+    sector = sector.astype(np.uint8) % 6
+    flat, starts = candidates.ravel(), _row_starts(n, 4)
+    out = np.empty((n, 3))
+    for ch, sources in enumerate(_CHANNEL_SOURCES):
+        index = sources.take(sector)
+        index += starts
+        out[:, ch] = flat.take(index)
+    return out
 
 
 # ---- the corruptions ----------------------------------------------------------------------------
@@ -402,8 +534,9 @@ def impulse_noise(image, rng, severity: int) -> np.ndarray:
     x = _unit(image)
     flipped = rng.random(x.shape) <= IMPULSE_NOISE[severity - 1]
     salted = rng.random(x.shape) <= 0.5
-    x[flipped & salted] = 1.0
-    x[flipped & ~salted] = 0.0
+    salted &= flipped
+    np.copyto(x, 1.0, where=salted)
+    np.copyto(x, 0.0, where=flipped ^ salted)  # flipped and not salted
     return _unit_to_uint8(x)
 
 
@@ -427,7 +560,10 @@ def glass_blur(image, rng, severity: int) -> np.ndarray:
     the published data has that behaviour, so it is reproduced exactly (sequential order included).
     """
     p = GLASS_BLUR[severity - 1]
-    x = _to_uint8(_gaussian(_unit(image), p.sigma) * 255)
+    blurred = _gaussian(_unit(image), p.sigma)
+    blurred *= 255
+    x = _to_uint8(blurred)
+    del blurred
     h, w = x.shape[:2]
     rows = np.arange(h - p.max_delta, p.max_delta, -1)
     cols = np.arange(w - p.max_delta, p.max_delta, -1)
@@ -436,10 +572,21 @@ def glass_blur(image, rng, severity: int) -> np.ndarray:
     target = (rows[:, None] * w + cols[None, :]).ravel()
     source_of = np.arange(h * w)  # which original pixel each position holds now
     for it in range(p.iterations):
-        dx, dy = offsets[it, ..., 0].ravel(), offsets[it, ..., 1].ravel()
-        source_of = source_of[_sequential_copies(h * w, target, target + dy * w + dx)]
-    shuffled = x.reshape(h * w, -1)[source_of].reshape(x.shape)
-    return _unit_to_uint8(_gaussian(shuffled / 255.0, p.sigma))
+        source = offsets[it, ..., 1].ravel() * w
+        source += offsets[it, ..., 0].ravel()
+        source += target
+        source_of = source_of[_sequential_copies(h * w, target, source)]
+    del offsets
+    return _unit_to_uint8(_gaussian(_unit(_gather_pixels(x, source_of)), p.sigma))
+
+
+def _gather_pixels(x: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """x with pixel i replaced by pixel source[i] (flat indices); RGB moves as one 32-bit word."""
+    h, w = x.shape[:2]
+    if x.ndim == 3 and x.shape[2] == 3 and x.dtype == np.uint8:
+        words = cv2.cvtColor(x, cv2.COLOR_RGB2RGBA).reshape(-1).view(np.uint32)
+        return cv2.cvtColor(words.take(source).view(np.uint8).reshape(h, w, 4), cv2.COLOR_RGBA2RGB)
+    return x.reshape(h * w, -1)[source].reshape(x.shape)
 
 
 def defocus_blur(image, rng, severity: int) -> np.ndarray:
@@ -454,9 +601,32 @@ def motion_blur(image, rng, severity: int) -> np.ndarray:
     return _motion_blur(np.asarray(image), p.radius, p.sigma, rng.uniform(*MOTION_ANGLE))
 
 
+@contextmanager
+def _torch_single_thread():
+    """torch on one intra-op thread for the block, the previous count restored after.
+
+    torch's CPU kernels split their loops by thread count, and which elements take the vectorised or the
+    scalar path (FMA or not) moves with the split: interpolate's float32 results then differ in the last
+    bit, which the uint8 truncation turns into grey levels. One thread is what every engine worker runs
+    with, so pinning here gives the bytes of a `--num-proc N` run in any process, whatever its settings.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def zoom_blur(image, rng, severity: int) -> np.ndarray:
     """Mean of the image and its centre zooms. scipy's zoom(order=1) is align-corners bilinear, which is
-    torch's interpolate(align_corners=True): the same resampling, several times faster on CPU."""
+    torch's interpolate(align_corners=True): the same resampling, several times faster on CPU. Run on one
+    torch thread, so the result does not depend on the process's thread settings."""
     import torch
     import torch.nn.functional as F
 
@@ -466,7 +636,7 @@ def zoom_blur(image, rng, severity: int) -> np.ndarray:
     h, w = x.shape[:2]
     planar = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
     total = torch.zeros_like(planar)
-    with torch.no_grad():
+    with torch.no_grad(), _torch_single_thread():
         for factor in factors:
             (top0, crop0, size0, trim0), (top1, crop1, size1, trim1) = _zoom_window(h, factor), _zoom_window(w, factor)
             zoomed = F.interpolate(planar[..., top0 : top0 + crop0, top1 : top1 + crop1], size=(size0, size1),
@@ -478,18 +648,27 @@ def zoom_blur(image, rng, severity: int) -> np.ndarray:
 
 def snow(image, rng, severity: int) -> np.ndarray:
     p = SNOW[severity - 1]
-    x = np.asarray(image, dtype=np.float32) / 255.0
+    x = np.asarray(image, dtype=np.float32)
+    x /= 255.0
     h, w = x.shape[:2]
     layer = rng.normal(p.loc, p.scale, (h, w))
     layer = _clipped_zoom(layer, p.zoom)
-    layer[layer < p.threshold] = 0
-    flakes = (np.clip(layer, 0, 1) * 255).astype(np.uint8)  # the original passed an 8-bit PNG to Wand
+    np.copyto(layer, 0.0, where=layer < p.threshold)
+    np.clip(layer, 0, 1, out=layer)
+    layer *= 255
+    flakes = layer.astype(np.uint8)  # the original passed an 8-bit PNG to Wand
     angle = rng.uniform(*SNOW_ANGLE)
     flakes = _motion_blur(flakes, p.radius, p.sigma, angle) / 255.0
     flakes = flakes[..., None]
-    grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
-    x = p.blend * x + (1 - p.blend) * np.maximum(x, grey * 1.5 + 0.5)
-    return _unit_to_uint8(x + flakes + np.rot90(flakes, k=2))
+    brighter = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None] * 1.5
+    brighter += 0.5
+    brighter = np.maximum(x, brighter)
+    brighter *= 1 - p.blend
+    x *= p.blend
+    x += brighter  # blend * x + (1 - blend) * max(x, 1.5 grey + 0.5)
+    out = np.add(x, flakes)
+    out += np.rot90(flakes, k=2)
+    return _unit_to_uint8(out)
 
 
 def frost(image, rng, severity: int) -> np.ndarray:
@@ -514,12 +693,15 @@ def fog(image, rng, severity: int) -> np.ndarray:
     max_val = x.max()
     mapsize = 1 << max(0, (max(h, w) - 1).bit_length())  # 256 for 224 images, as the original
     x += p.strength * _plasma_fractal(rng, mapsize, p.wibble_decay)[:h, :w, None]
-    return _unit_to_uint8(x * max_val / (max_val + p.strength))
+    x *= max_val
+    x /= max_val + p.strength
+    return _unit_to_uint8(x)
 
 
 def brightness(image, rng, severity: int) -> np.ndarray:
-    hue, sat, value = _rgb_to_hsv(_unit(image))
-    return _unit_to_uint8(_hsv_to_rgb(hue, sat, np.clip(value + BRIGHTNESS[severity - 1], 0, 1)))
+    hue, sat, value = _rgb_to_hsv(image)
+    value += BRIGHTNESS[severity - 1]
+    return _unit_to_uint8(_hsv_to_rgb(hue, sat, np.clip(value, 0, 1, out=value)).reshape(image.shape))
 
 
 def contrast(image, rng, severity: int) -> np.ndarray:
@@ -533,22 +715,60 @@ def contrast(image, rng, severity: int) -> np.ndarray:
 
 def saturate(image, rng, severity: int) -> np.ndarray:
     p = SATURATE[severity - 1]
-    hue, sat, value = _rgb_to_hsv(_unit(image))
-    return _unit_to_uint8(_hsv_to_rgb(hue, np.clip(sat * p.scale + p.shift, 0, 1), value))
+    hue, sat, value = _rgb_to_hsv(image)
+    sat *= p.scale
+    sat += p.shift
+    return _unit_to_uint8(_hsv_to_rgb(hue, np.clip(sat, 0, 1, out=sat), value).reshape(image.shape))
 
 
-def jpeg_compression(image, rng, severity: int) -> np.ndarray:
+def _pil_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """The original's round trip: PIL save(quality=q) (baseline, 4:2:0), then open as RGB."""
     buf = io.BytesIO()
-    Image.fromarray(np.asarray(image)).save(buf, "JPEG", quality=JPEG_QUALITY[severity - 1])
+    Image.fromarray(image).save(buf, "JPEG", quality=quality)
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
+def _cv2_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """The same round trip through OpenCV's codec: both wrap libjpeg-turbo with the same defaults (baseline
+    tables scaled by quality, 4:2:0, integer DCT, fancy upsampling), so the pixels agree, at half the cost."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+@lru_cache(maxsize=1)
+def _cv2_jpeg_matches_pil() -> bool:
+    """Whether this process's OpenCV and PIL codecs give the same pixels (checked once on a fixed probe at
+    every quality used); if a build ever differs, PIL, the original's library, is used."""
+    probe = np.random.default_rng(85).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    probe[:, :20] = cv2.GaussianBlur(probe[:, :20], (5, 5), 2)
+    return all(np.array_equal(_pil_jpeg(probe, q), _cv2_jpeg(probe, q)) for q in JPEG_QUALITY)
+
+
+def jpeg_compression(image, rng, severity: int) -> np.ndarray:
+    x, quality = np.asarray(image), JPEG_QUALITY[severity - 1]
+    if x.ndim == 3 and x.shape[2] == 3 and x.dtype == np.uint8 and _cv2_jpeg_matches_pil():
+        return _cv2_jpeg(x, quality)
+    return _pil_jpeg(x, quality)
+
+
+@lru_cache(maxsize=64)
+def _box_upsample_index(n_in: int, n_out: int) -> np.ndarray:
+    """Where PIL's BOX upsampling (scale < 1) takes each output sample from: its window holds exactly one
+    source sample, weight 1, so the 8-bit fixed-point sum is that sample. The index is precompute_coeffs'
+    xmin = (int)((centre - 0.5) + 0.5) with centre = (i + 0.5) * in / out, in doubles as there."""
+    centre = (np.arange(n_out) + 0.5) * (float(n_in) / n_out)
+    return np.minimum(np.trunc((centre - 0.5) + 0.5), n_in - 1).astype(np.intp)
+
+
 def pixelate(image, rng, severity: int) -> np.ndarray:
+    """PIL BOX down to c of the size, then PIL BOX back up, which only copies pixels (see
+    `_box_upsample_index`): done here as whole-row copies, columns turned into rows by a transpose."""
     c = PIXELATE[severity - 1]
-    h, w = image.shape[:2]
-    img = Image.fromarray(np.asarray(image))
-    img = img.resize((int(w * c), int(h * c)), Image.BOX).resize((w, h), Image.BOX)
-    return np.asarray(img)
+    x = np.asarray(image)
+    h, w = x.shape[:2]
+    small = np.asarray(Image.fromarray(x).resize((int(w * c), int(h * c)), Image.BOX))
+    wide = cv2.transpose(cv2.transpose(small).take(_box_upsample_index(small.shape[1], w), axis=0))
+    return wide.take(_box_upsample_index(small.shape[0], h), axis=0)
 
 
 def elastic_transform(image, rng, severity: int) -> np.ndarray:
@@ -563,10 +783,7 @@ def elastic_transform(image, rng, severity: int) -> np.ndarray:
     dx = (_smooth_reflect(rng.uniform(-1, 1, size=(h, w)), p.sigma, 3) * p.alpha).astype(np.float32)
     dy = (_smooth_reflect(rng.uniform(-1, 1, size=(h, w)), p.sigma, 3) * p.alpha).astype(np.float32)
     # integer grid + float32 displacement -> float64 coordinates, as the original's meshgrid produced
-    coords = np.stack([np.arange(h)[:, None] + dy, np.arange(w)[None, :] + dx])
-    out = np.stack([map_coordinates(x[..., ch], coords, order=1, mode="reflect") for ch in range(x.shape[2])],
-                   axis=2)
-    return _unit_to_uint8(out)
+    return _unit_to_uint8(_map_linear_reflect(x, np.arange(h)[:, None] + dy, np.arange(w)[None, :] + dx))
 
 
 _SPATTER_EMBOSS = np.float32([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
@@ -574,10 +791,11 @@ _SPATTER_EMBOSS = np.float32([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
 
 def spatter(image, rng, severity: int) -> np.ndarray:
     p = SPATTER[severity - 1]
-    x = np.asarray(image, dtype=np.float32) / 255.0
+    x = np.asarray(image, dtype=np.float32)
+    x /= 255.0
     liquid = rng.normal(p.loc, p.scale, x.shape[:2])
     liquid = _gaussian(liquid, p.sigma)
-    liquid[liquid < p.threshold] = 0
+    np.copyto(liquid, 0.0, where=liquid < p.threshold)
     if p.mud == 0:
         liquid8 = (liquid * 255).astype(np.uint8)
         dist = cv2.distanceTransform(255 - cv2.Canny(liquid8, 50, 150), cv2.DIST_L2, 5)
@@ -586,10 +804,12 @@ def spatter(image, rng, severity: int) -> np.ndarray:
         dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, _SPATTER_EMBOSS), (3, 3)).astype(np.float32)
         m = liquid8 * dist
         peak = m.max()
-        m = m / peak if peak > 0 else m  # the original divides by zero here (never seen at 224)
-        m = (m * np.float32(p.intensity))[..., None]
-        colour = (np.asarray(WATER_RGB) / 255.0).astype(np.float32)
-        return _unit_to_uint8(x + m * colour)
+        if peak > 0:  # the original divides by zero here (never seen at 224)
+            m /= peak
+        m *= np.float32(p.intensity)
+        water = m[..., None] * (np.asarray(WATER_RGB) / 255.0).astype(np.float32)
+        water += x
+        return _unit_to_uint8(water)
     # skimage blurs the float32 mask with double accumulation, then stores float32: same here
     mask = _gaussian((liquid > p.threshold).astype(np.float64), p.intensity).astype(np.float32)
     mask[mask < 0.8] = 0

@@ -104,18 +104,102 @@ def pencil_drawing(
     smoothness: str = "port",
     lam: float = 0.2,
 ) -> np.ndarray:
-    """Colour pencil drawing of an RGB uint8 image; deterministic (`rng` is not used)."""
+    """Colour pencil drawing of an RGB uint8 image; deterministic (`rng` is not used).
+
+    Every step is local except three global quantities: the stroke map's min and max, the tone
+    histogram and the texture's linear system. So the image is drawn in bands of rows (see
+    `_bands`), each with a margin wide enough that its rows come out as a whole-image run gives them;
+    memory stays bounded at any size. An image up to STRIP_PIXELS is one band: the whole-image run.
+    """
+    if smoothness not in ("port", "paper"):
+        raise ValueError(f"smoothness must be 'port' or 'paper', not {smoothness!r}")
+    rgb = as_rgb(image)
+    h, w = rgb.shape[:2]
+    yuv = _YuvRows(rgb)
+    # the paper's system couples whole rows two ways: it is solved over the whole image, in one band
+    bands = [(0, h)] if smoothness == "paper" else _bands(h, w)
+
+    # 1. stroke map before normalisation, and the range of Y, band by band
+    margin = _stroke_margin(kernel_size, gradient)
+    raw = np.empty((h, w))
+    y_lo, y_hi = np.inf, -np.inf
+    for a, b in bands:
+        top, bottom = max(0, a - margin), min(h, b + margin)
+        y = np.ascontiguousarray(yuv.rows(top, bottom)[..., 0])
+        raw[a:b] = stroke_raw(y, kernel_size, stroke_width, directions, gradient)[a - top: b - top]
+        y_lo, y_hi = min(y_lo, float(y[a - top: b - top].min())), max(y_hi, float(y[a - top: b - top].max()))
+    strokes = _normalise_strokes(raw)
+
+    # 2. the tone table from the histogram of Y
+    counts = np.zeros(256, dtype=np.int64)
+    for a, b in bands:
+        counts += _histogram(yuv.rows(a, b)[..., 0], y_lo, y_hi)[0]
+    lut = _lut_from_histogram(counts, *_histogram_range(y_lo, y_hi), w_group)
+
+    # 3. texture, luminance and colour, band by band
+    texture = load_pattern(pattern)
+    stretched = np.maximum(cv2.resize(texture, (w, h), interpolation=cv2.INTER_CUBIC), 1e-6)
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for a, b in bands:
+        # the system couples each pixel to its row-major neighbours; a band's solution is exact to
+        # double precision once SOLVE_OVERLAP unknowns either side are included (see _solve_band)
+        first, last = max(0, a * w - SOLVE_OVERLAP), min(h * w, b * w + SOLVE_OVERLAP)
+        r0, r1 = first // w, -(-last // w)
+        top, bottom = max(0, r0 - TONE_MARGIN), min(h, r1 + TONE_MARGIN)
+        yuv_rows = yuv.rows(top, bottom)
+        tone = tone_from_lut(np.ascontiguousarray(yuv_rows[..., 0]), lut)[r0 - top: r1 - top]
+        beta = _solve_band(stretched[r0:r1], tone, lam, smoothness, first - r0 * w, last - r0 * w, last == h * w)
+        core = beta[a * w - first: b * w - first].reshape(b - a, w)
+        luma = np.power(stretched[a:b], core)
+        luma **= tone_darkness
+        luma *= strokes[a:b] ** stroke_darkness
+        band = yuv_rows[a - top: b - top].copy()
+        band[..., 0] = luma
+        rgb_band = np.clip(color_yuv2rgb(band), 0.0, 1.0)
+        out[a:b] = np.clip(rgb_band * 255.0, 0, 255).astype(np.uint8)  # truncation, as the port's astype did
+    return out
+
+
+STRIP_PIXELS = 1 << 21  # pixels per band (about 2 MP): bounds the working set; smaller images are one band
+SOLVE_OVERLAP = 256  # unknowns solved past each band end: the system's coupling decays by < 0.382 per step
+TONE_MARGIN = int(4.0 * np.sqrt(2.0) + 0.5)  # the tone map's Gaussian radius
+
+
+def _bands(h: int, w: int) -> list[tuple[int, int]]:
+    """Row ranges [a, b) of about STRIP_PIXELS each (the whole image when it is that small)."""
+    rows = max(64, STRIP_PIXELS // max(w, 1))
+    if h <= rows:
+        return [(0, h)]
+    count = -(-h // rows)
+    edges = [round(i * h / count) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _stroke_margin(kernel_size: int, gradient: str) -> int:
+    """Rows beyond a band that its strokes depend on: the gradient's reach, then the line kernel twice
+    (classification by the responses, then the convolution of the classified gradient)."""
+    return 2 * kernel_size + (SOBEL_KSIZE // 2 if gradient == "sobel" else 1) + 1
+
+
+class _YuvRows:
+    """skimage rgb2yuv of row ranges of one image, the last range kept: per-pixel arithmetic, so a band's
+    rows are those of the whole-image conversion; a one-band image is converted once."""
+
+    def __init__(self, rgb: np.ndarray):
+        self.rgb, self.key, self.value = rgb, None, None
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        if self.key != (a, b):
+            from skimage import color
+
+            self.key, self.value = (a, b), color.rgb2yuv(self.rgb[a:b])
+        return self.value
+
+
+def color_yuv2rgb(yuv: np.ndarray) -> np.ndarray:
     from skimage import color
 
-    rgb = as_rgb(image)
-    yuv = color.rgb2yuv(rgb)
-    y = yuv[..., 0]
-    strokes = stroke_map(y, kernel_size, stroke_width, directions, gradient) ** stroke_darkness
-    tone = tone_map(y, w_group)
-    texture = texture_map(load_pattern(pattern), tone, lam=lam, smoothness=smoothness) ** tone_darkness
-    yuv[..., 0] = strokes * texture
-    out = np.clip(color.yuv2rgb(yuv), 0.0, 1.0)
-    return np.clip(out * 255.0, 0, 255).astype(np.uint8)  # truncation, as the port's astype did
+    return color.yuv2rgb(yuv)
 
 
 # ---- stroke map ---------------------------------------------------------------------------------
@@ -163,6 +247,24 @@ def stroke_map(
     y: np.ndarray, kernel_size: int = 8, stroke_width: int = 0, directions: int = 8, gradient: str = "sobel"
 ) -> np.ndarray:
     """S in [0, 1] (1 = paper): classified gradient convolved with its direction's line, inverted."""
+    return _normalise_strokes(stroke_raw(y, kernel_size, stroke_width, directions, gradient))
+
+
+def _normalise_strokes(strokes: np.ndarray) -> np.ndarray:
+    """1 - strokes rescaled to [0, 1] (in place)."""
+    lo, hi = strokes.min(), strokes.max()
+    if not hi > lo:  # flat image: the port divides 0 by 0 and writes NaN; draw no strokes
+        strokes[...] = 1.0
+        return strokes
+    strokes -= lo
+    strokes /= hi - lo
+    return np.subtract(1.0, strokes, out=strokes)
+
+
+def stroke_raw(
+    y: np.ndarray, kernel_size: int = 8, stroke_width: int = 0, directions: int = 8, gradient: str = "sobel"
+) -> np.ndarray:
+    """The classified gradient convolved with each direction's line, summed (before normalisation)."""
     g = gradient_magnitude(np.ascontiguousarray(y, dtype=np.float64), gradient)
     kernels = line_kernels(kernel_size, stroke_width, directions)
     # Running argmax over directions (first wins ties, as np.argmax): no H x W x 8 stack in memory.
@@ -171,16 +273,13 @@ def stroke_map(
     for d in range(1, directions):
         response = _convolve_same(g, kernels[d])
         better = response > best
-        best = np.where(better, response, best)
+        np.maximum(best, response, out=best)  # == where(response > best, response, best)
         label[better] = d
     del best
     strokes = np.zeros_like(g)
     for d in range(directions):
         strokes += _convolve_same(np.where(label == d, g, 0.0), kernels[d])
-    lo, hi = strokes.min(), strokes.max()
-    if not hi > lo:  # flat image: the port divides 0 by 0 and writes NaN; draw no strokes
-        return np.ones_like(g)
-    return 1.0 - (strokes - lo) / (hi - lo)
+    return strokes
 
 
 # ---- tone map -----------------------------------------------------------------------------------
@@ -200,11 +299,22 @@ def target_tone_cdf(w_group: int = 2) -> np.ndarray:
 
 def tone_lut(y: np.ndarray, w_group: int = 2) -> np.ndarray:
     """Histogram-matching table from 256 intensity indices to tone values in [0, 255/256]."""
-    target = target_tone_cdf(w_group)
     lo, hi = float(y.min()), float(y.max())
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    hist, edges = np.histogram(y, bins=256, range=(lo, hi))
+    return _lut_from_histogram(_histogram(y, lo, hi)[0], *_histogram_range(lo, hi), w_group)
+
+
+def _histogram_range(lo: float, hi: float) -> tuple[float, float]:
+    return (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
+
+
+def _histogram(y: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """256 bins over [min(Y), max(Y)] of the whole image; counts of parts add up to the whole's."""
+    return np.histogram(y, bins=256, range=_histogram_range(lo, hi))
+
+
+def _lut_from_histogram(hist: np.ndarray, lo: float, hi: float, w_group: int = 2) -> np.ndarray:
+    target = target_tone_cdf(w_group)
+    edges = np.histogram_bin_edges(np.zeros(0), bins=256, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2.0
     source = np.cumsum(hist / (hist.sum() + centres.sum()))  # the port's tuple-sum normalisation
     lut = np.argmin(np.abs(target[None, :] - source[:, None]), axis=1)
@@ -212,11 +322,14 @@ def tone_lut(y: np.ndarray, w_group: int = 2) -> np.ndarray:
 
 
 def tone_map(y: np.ndarray, w_group: int = 2) -> np.ndarray:
-    lut = tone_lut(y, w_group)
+    return tone_from_lut(y, tone_lut(y, w_group))
+
+
+def tone_from_lut(y: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """The table applied to floor(255 Y), smoothed (Gaussian sqrt 2, nearest border)."""
     index = np.clip((255.0 * y).astype(np.int64), 0, 255)
-    radius = int(4.0 * TONE_SMOOTH_SIGMA + 0.5)
     return cv2.GaussianBlur(
-        lut[index], (2 * radius + 1, 2 * radius + 1), TONE_SMOOTH_SIGMA, borderType=cv2.BORDER_REPLICATE
+        lut[index], (2 * TONE_MARGIN + 1, 2 * TONE_MARGIN + 1), TONE_SMOOTH_SIGMA, borderType=cv2.BORDER_REPLICATE
     )
 
 
@@ -240,20 +353,34 @@ def texture_map(pattern: np.ndarray, tone: np.ndarray, lam: float = 0.2, smoothn
     return np.power(stretched, beta.reshape(h, w))
 
 
-def _solve_port_system(log_h: np.ndarray, log_j: np.ndarray, lam: float) -> np.ndarray:
+def _solve_band(stretched: np.ndarray, tone: np.ndarray, lam: float, smoothness: str, first: int, last: int,
+                closed: bool) -> np.ndarray:
+    """beta for the unknowns [first, last) of these rows (row-major). The port's system is tridiagonal with
+    a diagonal at least 3 lam against off-diagonals lam, so its inverse decays by (3 - sqrt 5) / 2 < 0.382
+    per step: cut SOLVE_OVERLAP unknowns away from the rows kept, the truncated system gives them to double
+    precision. `closed`: `last` is the image's last unknown (its row of D D^T differs)."""
+    log_h = np.log(stretched).ravel()[first:last]
+    log_j = np.log(np.maximum(tone, 1.0 / 512.0)).ravel()[first:last]
+    if smoothness == "paper":
+        return _solve_paper_system(log_h, log_j, lam, stretched.shape[1])
+    return _solve_port_system(log_h, log_j, lam, closed)
+
+
+def _solve_port_system(log_h: np.ndarray, log_j: np.ndarray, lam: float, closed: bool = True) -> np.ndarray:
     """Exact solution of (lam (I + D D^T) + diag(log_h^2)) beta = log_h log_j, D = -I + superdiagonal."""
     from scipy.linalg import solveh_banded
 
     n = log_h.size
     diag = lam * 3.0 + log_h * log_h
-    diag[-1] -= lam  # the last row of D D^T has no superdiagonal term
+    if closed:
+        diag[-1] -= lam  # the last row of D D^T has no superdiagonal term
     if n == 1:
         return log_h * log_j / diag
     bands = np.empty((2, n))
     bands[0, 0] = 0.0
     bands[0, 1:] = -lam
     bands[1] = diag
-    return solveh_banded(bands, log_h * log_j, check_finite=False)
+    return solveh_banded(bands, log_h * log_j, overwrite_ab=True, overwrite_b=True, check_finite=False)
 
 
 def _solve_paper_system(log_h: np.ndarray, log_j: np.ndarray, lam: float, width: int) -> np.ndarray:

@@ -108,10 +108,16 @@ def toon_handdrawn(
     outline_strength: float = HANDDRAWN["outline_strength"],
     chroma_strength: float = HANDDRAWN["chroma_strength"],
 ) -> np.ndarray:
-    """Colour pencil 'hand drawing': one randomly rotated hatching per colour/location segment."""
+    """Colour pencil 'hand drawing': one randomly rotated hatching per colour/location segment.
+
+    Segments, their mean colours and their hatching are whole-image; the rest is local, so it runs in
+    bands of rows (drawing's `_bands`) with a margin that makes each band's rows those of a whole-image
+    run: memory stays bounded at any size, and an image up to STRIP_PIXELS is one band.
+    """
     from scipy import ndimage
-    from skimage import color
-    from skimage.segmentation import find_boundaries, slic
+    from skimage.segmentation import slic
+
+    from .drawing import _bands, _YuvRows
 
     rgb = as_rgb(image)
     h, w = rgb.shape[:2]
@@ -124,11 +130,27 @@ def toon_handdrawn(
     if scale < 1.0:
         labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
     count = int(labels.max()) + 1
-    yuv = color.rgb2yuv(rgb)
-    flat = labels.ravel()
-    sizes = np.maximum(np.bincount(flat, minlength=count), 1)
-    mean_u = np.bincount(flat, yuv[..., 1].ravel(), minlength=count) / sizes
-    mean_v = np.bincount(flat, yuv[..., 2].ravel(), minlength=count) / sizes
+    bands, yuv = _bands(h, w), _YuvRows(rgb)
+
+    # per segment: pixel count, mean U, V and RGB; bounding box
+    sums = np.zeros((5, count))  # U, V, R, G, B
+    boxes: list = [None] * count
+    for a, b in bands:
+        flat = labels[a:b].ravel()
+        for i, channel in enumerate((yuv.rows(a, b)[..., 1], yuv.rows(a, b)[..., 2])):
+            sums[i] += np.bincount(flat, channel.ravel(), minlength=count)
+        if outline_strength > 0:
+            for c in range(3):
+                sums[2 + c] += np.bincount(flat, rgb[a:b, :, c].ravel().astype(np.float64), minlength=count)
+        for index, box in enumerate(ndimage.find_objects(labels[a:b] + 1, max_label=count)):
+            if box is not None:
+                ys, xs = box
+                old = boxes[index]
+                y0, x0 = (ys.start + a, xs.start) if old is None else (old[0].start, min(old[1].start, xs.start))
+                boxes[index] = (slice(y0, ys.stop + a), slice(x0, xs.stop if old is None else max(old[1].stop, xs.stop)))
+    sizes = np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
+    mean_u, mean_v = sums[0] / sizes, sums[1] / sizes
+    mean_rgb = np.stack([sums[2 + c] / sizes for c in range(3)], -1)
 
     # Each segment's hatching: its own random angle and phase, drawn in label order.
     texture = hatch_texture()
@@ -136,35 +158,49 @@ def toon_handdrawn(
     angles = rng.uniform(0.0, np.pi, size=count)
     offsets = rng.uniform(0.0, n, size=(count, 2))
     hatching = np.ones((h, w), dtype=np.float32)
-    for index, box in enumerate(ndimage.find_objects(labels + 1)):
+    for index, box in enumerate(boxes):
         if box is None:
             continue
         inside = labels[box] == index
         patch = _rotated_patch(texture, angles[index], (offsets[index, 0], offsets[index, 1]), box)
         hatching[box][inside] = patch[inside]
 
-    # Tone: raise the hatching to the power that makes its mean equal the pixel's lightness, so
-    # light areas stay paper-white and dark ones fill with dense graphite.
-    light = cv2.GaussianBlur(yuv[..., 0], (0, 0), 1.0)
-    gamma = np.log(np.clip(light, 0.02, 0.995)) / np.log(HATCH_TEXTURE["mean"])
-    pencil = np.power(hatching.astype(np.float64), gamma)
-    if outline_strength > 0:
-        # Outline segment borders in proportion to the colour step across them, so flat areas split
-        # into several segments (sky, walls) are not gridded with lines.
-        mean_rgb = np.stack(
-            [np.bincount(flat, rgb[..., c].ravel().astype(np.float64), minlength=count) / sizes for c in range(3)], -1
-        )
-        painted = mean_rgb[labels].astype(np.float32) / 255.0
-        kernel = np.ones((3, 3), np.uint8)
-        step = (cv2.dilate(painted, kernel) - cv2.erode(painted, kernel)).max(axis=2)
-        border = find_boundaries(labels, mode="inner") * np.clip(step / OUTLINE_FULL_STEP, 0.0, 1.0)
-        border = cv2.GaussianBlur(border.astype(np.float32), (0, 0), 0.6)
-        pencil *= 1.0 - outline_strength * np.clip(border * 2.0, 0.0, 1.0)
-    out = np.stack(
-        [pencil, chroma_strength * mean_u[labels], chroma_strength * mean_v[labels]], axis=-1
-    )
-    out = np.clip(color.yuv2rgb(out), 0.0, 1.0)
-    return np.round(out * 255.0).astype(np.uint8)
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for a, b in bands:
+        top, bottom = max(0, a - HANDDRAWN_MARGIN), min(h, b + HANDDRAWN_MARGIN)
+        core = slice(a - top, b - top)
+        # Tone: raise the hatching to the power that makes its mean equal the pixel's lightness, so
+        # light areas stay paper-white and dark ones fill with dense graphite.
+        light = cv2.GaussianBlur(yuv.rows(top, bottom)[..., 0], (0, 0), 1.0)[core]
+        gamma = np.log(np.clip(light, 0.02, 0.995)) / np.log(HATCH_TEXTURE["mean"])
+        pencil = np.power(hatching[a:b].astype(np.float64), gamma)
+        if outline_strength > 0:
+            pencil *= 1.0 - outline_strength * np.clip(_outline(labels[top:bottom], mean_rgb)[core] * 2.0, 0.0, 1.0)
+        band = labels[a:b]
+        yuv_band = np.stack([pencil, chroma_strength * mean_u[band], chroma_strength * mean_v[band]], axis=-1)
+        out[a:b] = np.round(np.clip(_yuv2rgb(yuv_band), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return out
+
+
+HANDDRAWN_MARGIN = 8  # rows beyond a band its pixels depend on: 3x3 outline, Gaussians of radius <= 4
+
+
+def _outline(labels: np.ndarray, mean_rgb: np.ndarray) -> np.ndarray:
+    """Segment borders weighted by the colour step across them, so flat areas split into several segments
+    (sky, walls) are not gridded with lines; slightly blurred."""
+    from skimage.segmentation import find_boundaries
+
+    painted = mean_rgb[labels].astype(np.float32) / 255.0
+    kernel = np.ones((3, 3), np.uint8)
+    step = (cv2.dilate(painted, kernel) - cv2.erode(painted, kernel)).max(axis=2)
+    border = find_boundaries(labels, mode="inner") * np.clip(step / OUTLINE_FULL_STEP, 0.0, 1.0)
+    return cv2.GaussianBlur(border.astype(np.float32), (0, 0), 0.6)
+
+
+def _yuv2rgb(yuv: np.ndarray) -> np.ndarray:
+    from skimage import color
+
+    return color.yuv2rgb(yuv)
 
 
 # ---- Inputs Unified Stylization -------------------------------------------------------------------

@@ -28,6 +28,19 @@ class SourceError(ValueError):
     """A source that cannot be read; the message names the file and the fix."""
 
 
+def read_file(path: str | Path) -> bytes:
+    """Bytes of a file; a failure is a SourceError whose text is stable: the engine stores it next to the
+    image id in the shard footer and the card, which must not depend on where the data is mounted, so
+    it names the file but not its folder (kind first, details after the colon, as the card groups them)."""
+    from ..imaging import stable_reason
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        detail = exc.strerror or stable_reason(exc) or type(exc).__name__
+        raise SourceError(f"cannot read the file ({detail}): {Path(path).name}") from None
+
+
 class Source:
     name = "source"
 
@@ -35,11 +48,8 @@ class Source:
         raise NotImplementedError
 
     def read(self, example: Example) -> bytes:
-        path = Path(example.locator)
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        """The file's bytes, or SourceError with a reason the engine records next to the image id."""
+        return read_file(example.locator)
 
     def describe(self) -> str:
         return self.name

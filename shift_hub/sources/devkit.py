@@ -6,8 +6,11 @@ and the WNID to the standard index.
 """
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -45,18 +48,69 @@ def read_meta(path: Path) -> dict[int, str]:
     return out
 
 
-def read_boxes(xml_path: Path) -> tuple[Box, ...]:
+@dataclass(frozen=True)
+class BoxFile:
+    """What an ILSVRC box XML says besides its boxes, so the masks can check it against the decoded image.
+
+    A malformed file does not stop a run: `error` holds the reason, and the images whose masks would come
+    from it are skipped with that reason (configs that need no masks never look at it).
+    """
+
+    name: str  # the XML's file name, without its folder (reasons are stable text)
+    sha256: str  # its content: an edited annotation makes another mask and another fingerprint
+    size: tuple[int, int] | None = None  # <size>: width, height
+    filename: str | None = None  # <filename>
+    error: str | None = None  # why its boxes cannot be used
+
+
+@dataclass(frozen=True)
+class DevkitExample(Example):
+    """An Example whose boxes come with their XML's own account of the image (see shift_hub.masks.check_boxes)."""
+
+    box_file: BoxFile | None = None
+
+
+def _number(text: str | None, what: str) -> float:
+    if text is None or not text.strip():
+        raise ValueError(f"{what} is missing")
     try:
-        root = ET.parse(xml_path).getroot()
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what} is {text.strip()[:20]!r}, not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} is {text.strip()[:20]!r}, not a finite number")
+    return value
+
+
+def read_box_file(xml_path: Path) -> tuple[tuple[Box, ...] | None, BoxFile]:
+    """The boxes of one ILSVRC XML (None when it cannot be read) and what it says about its image."""
+    name = xml_path.name
+    try:
+        data = xml_path.read_bytes()
+    except OSError as exc:
+        return None, BoxFile(name, "", error=f"bad box annotation: cannot read {name} ({exc.strerror or 'error'})")
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        root = ET.fromstring(data)
         boxes = []
         for obj in root.iter("object"):
             bb = obj.find("bndbox")
             if bb is not None:
-                boxes.append(tuple(int(float(bb.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax")))
-    except (ET.ParseError, TypeError, ValueError) as exc:
-        raise SourceError(f"{xml_path}: malformed box annotation ({exc}); re-extract the val boxes or remove "
-                          "the file") from None
-    return tuple(boxes)
+                boxes.append(tuple(int(_number(bb.findtext(k), f"<{k}>")) for k in ("xmin", "ymin", "xmax", "ymax")))
+        size = None
+        if root.find("size") is not None:
+            w, h = (_number(root.findtext(f"size/{k}"), f"<size><{k}>") for k in ("width", "height"))
+            if w != int(w) or h != int(h) or w < 1 or h < 1:
+                raise ValueError(f"<size> {w:g}x{h:g} is not a positive whole number of pixels")
+            size = (int(w), int(h))
+        filename = (root.findtext("filename") or "").strip() or None
+    except ET.ParseError as exc:
+        detail = f"not well-formed XML ({exc})"
+    except ValueError as exc:
+        detail = str(exc)
+    else:
+        return tuple(boxes), BoxFile(name, digest, size, filename)
+    return None, BoxFile(name, digest, error=f"bad box annotation: {name}: {detail}; fix or remove the file")
 
 
 class Devkit(Source):
@@ -116,10 +170,10 @@ class Devkit(Source):
             wnid = id_to_wnid.get(ground_truth[number - 1])
             if wnid is None:
                 raise SourceError(f"{gt_path}: ID {ground_truth[number - 1]} (line {number}) is not in {meta_path}")
-            boxes = None
+            boxes = box_file = None
             if box_dir is not None and (box_dir / f"{path.stem}.xml").is_file():
-                boxes = read_boxes(box_dir / f"{path.stem}.xml")
-            yield Example(path.stem, (classes.index_of(wnid),), str(path), boxes)
+                boxes, box_file = read_box_file(box_dir / f"{path.stem}.xml")  # a bad file: skipped per image
+            yield DevkitExample(path.stem, (classes.index_of(wnid),), str(path), boxes, box_file)
 
     def describe(self) -> str:
         # the folder's name only: full paths would leak into public cards and make bytes machine-dependent

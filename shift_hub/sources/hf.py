@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import classes
-from .base import Example, Source, SourceError
+from .base import Example, Source, SourceError, read_file
 
 
 def _label_mapper(feature, column: str, where: str):
@@ -89,8 +89,8 @@ class HFDataset(Source):
         if cell.get("bytes"):
             return cell["bytes"]
         if cell.get("path"):
-            return Path(cell["path"]).read_bytes()
-        raise SourceError(f"{self.path}: row {example.locator} has an empty image cell")
+            return read_file(cell["path"])
+        raise SourceError("empty image cell (neither bytes nor a path)")  # stored next to the image id
 
     def describe(self) -> str:
         name = Path(self.path).name if Path(self.path).exists() else self.path  # a Hub id, or a local folder's name

@@ -20,27 +20,35 @@ class Sample:
     package: str
     path: str  # inside the package
     wnids: tuple[str, ...]
-    license: str
+    license: str  # the photo's licence and attribution, as the shipping package states them
     about: str
+    license_id: str = "unknown"  # the Hub's identifier for the card's `license:` field; "other": public domain
+    link: str = ""  # where the package documents the photo's origin, when it gives one
 
 
 MANIFEST = (
     Sample("chelsea", "skimage", "data/chelsea.png", ("n02123045", "n02123159", "n02124075"),
-           "CC0 (Stefan van der Walt), per skimage.data.chelsea", "Chelsea the cat: tabby / tiger cat / Egyptian cat"),
+           "CC0 (Stefan van der Walt), per skimage.data.chelsea", "Chelsea the cat: tabby / tiger cat / Egyptian cat",
+           "cc0-1.0"),
     Sample("coffee", "skimage", "data/coffee.png", ("n07920052", "n07930864"),
-           "CC0 (Rachel Michetti), per skimage.data.coffee", "a cup of espresso on a saucer"),
+           "CC0 (Rachel Michetti), per skimage.data.coffee", "a cup of espresso on a saucer", "cc0-1.0"),
     Sample("rocket", "skimage", "data/rocket.jpg", ("n03773504", "n04008634"),
-           "public domain (SpaceX photos), per skimage.data.rocket", "a Falcon 9 rocket on the launch pad"),
+           "public domain (SpaceX photos), per skimage.data.rocket", "a Falcon 9 rocket on the launch pad", "other",
+           "https://www.flickr.com/photos/spacexphotos/16511594820/"),
     Sample("motorcycle_left", "skimage", "data/motorcycle_left.png", ("n03785016", "n03791053"),
-           "Middlebury 2014 stereo benchmark (Scharstein et al.), per skimage.data.stereo_motorcycle", "a motorcycle (ImageNet has no motorcycle class: moped / motor scooter)"),
+           "Middlebury 2014 stereo benchmark (Scharstein et al.), per skimage.data.stereo_motorcycle", "a motorcycle (ImageNet has no motorcycle class: moped / motor scooter)",
+           "unknown"),
     Sample("motorcycle_right", "skimage", "data/motorcycle_right.png", ("n03785016", "n03791053"),
-           "Middlebury 2014 stereo benchmark (Scharstein et al.), per skimage.data.stereo_motorcycle", "the same motorcycle, right stereo view"),
+           "Middlebury 2014 stereo benchmark (Scharstein et al.), per skimage.data.stereo_motorcycle", "the same motorcycle, right stereo view",
+           "unknown"),
     Sample("camera", "skimage", "data/camera.png", ("n04485082", "n04479046"),
-           "CC0 (Lav Varshney), per skimage.data.camera", "a man in an overcoat filming with a camera on a tripod (greyscale)"),
+           "CC0 (Lav Varshney), per skimage.data.camera", "a man in an overcoat filming with a camera on a tripod (greyscale)",
+           "cc0-1.0", "https://github.com/scikit-image/scikit-image/issues/3927"),
     Sample("china", "sklearn", "datasets/images/china.jpg", ("n03877845",),
-           "CC BY 2.0 (danielbuechele on Flickr), per sklearn/datasets/images/README.txt", "the Summer Palace, Beijing"),
+           "CC BY 2.0 (danielbuechele on Flickr), per sklearn/datasets/images/README.txt", "the Summer Palace, Beijing", "cc-by-2.0",
+           "https://www.flickr.com/photos/danielbuechele/6061409035/"),
     Sample("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg", ("n03763968", "n04591157"),
-           "public domain (US Navy photograph), shipped in matplotlib's sample_data", "Grace Hopper in naval uniform with a tie"),
+           "public domain (US Navy photograph), shipped in matplotlib's sample_data", "Grace Hopper in naval uniform with a tie", "other"),
 )
 
 

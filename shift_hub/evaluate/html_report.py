@@ -1,0 +1,282 @@
+"""report.html: one self-contained page — summary, plots, sortable per-config table, clean-vs-shifted gallery.
+
+Everything is inlined (data: URIs, inline CSS/JS) and the page's Content-Security-Policy forbids any fetch,
+so it reads the same offline, as an attachment or from a model repo. Images come from the evaluated folder's
+parquet shards (only the few rows shown are read); Hub and on-the-fly data have none at hand, so the page
+says the gallery is unavailable instead.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import math
+from pathlib import Path
+
+THUMB = 128  # px, longer side of a gallery thumbnail
+PER_CONFIG = 4  # gallery images per config
+TEMPLATE = "report.html.j2"
+PLOT_TITLES = {"accuracy_per_shift": "Top-1 accuracy per shift", "accuracy_vs_severity": "Top-1 accuracy vs severity"}
+COLUMNS = [("config", "text"), ("label space", "text"), ("images", "num"), ("top-1 %", "num"), ("top-5 %", "num"),
+           ("drop (pts)", "num"), ("drop (rel %)", "num"), ("ECE %", "num")]
+
+
+def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: dict | None = None,
+                      per_config: int = PER_CONFIG) -> Path:
+    """Render report.html at `path`; `plots` maps a plot key (see PLOT_TITLES) to its PNG."""
+    from jinja2 import Environment
+
+    from .report import describe_unreadable
+
+    folder, why_not = image_folder(results)
+    gallery = _gallery(results, rows, folder, per_config) if folder else []
+    env = Environment(autoescape=True, keep_trailing_newline=True)  # every string from data is escaped
+    page = env.from_string(_template_text()).render(
+        model=results["model"], data=results["data"], version=results.get("shift_hub_version", ""),
+        created=results.get("created", ""), summary=_summary(results), columns=COLUMNS, table=_table(results),
+        plots=[{"title": PLOT_TITLES.get(k, k), "src": _data_uri(Path(p).read_bytes(), "image/png")}
+               for k, p in (plots or {}).items() if p and Path(p).is_file()],
+        gallery=gallery, gallery_unavailable=why_not, thumb=THUMB,
+        unreadable=describe_unreadable(results["unreadable"]) if results.get("unreadable") else "",
+    )
+    path = Path(path)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _template_text() -> str:
+    from importlib.resources import files
+
+    try:
+        return (files("shift_hub.cards") / TEMPLATE).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):  # a source checkout that shadows the installed package
+        return (Path(__file__).resolve().parents[2] / "cards" / TEMPLATE).read_text(encoding="utf-8")
+
+
+def image_folder(results: dict) -> tuple[Path | None, str | None]:
+    """(the generated folder holding the evaluated images, None) or (None, why the gallery is unavailable)."""
+    data = results.get("data", {})
+    kind, source = data.get("kind"), data.get("source")
+    if kind == "on-the-fly":
+        return None, "the images were shifted on the fly (--on-the-fly) and never stored."
+    if kind == "hub":
+        return None, f"the data came from the Hub ({source}); its images are not stored beside these results."
+    if kind != "local" or not source:
+        return None, "the evaluated images are not at hand."
+    folder = Path(source)
+    if not folder.is_dir():
+        return None, f"{folder} is no longer there."
+    return folder, None
+
+
+# ----------------------------------------------------------------------------------------------
+# numbers
+# ----------------------------------------------------------------------------------------------
+
+def _num(value) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _pct_cell(value) -> dict:
+    v = _num(value)
+    return {"text": "-" if v is None else f"{100 * v:.2f}", "sort": "" if v is None else f"{100 * v:.6f}"}
+
+
+def _summary(results: dict) -> list[dict]:
+    """The headline tiles: clean top-1/5, mean top-1 and drop over the shifts, mCE, ECE, XImageNet score."""
+    metrics = results["metrics"]
+    tiles = []
+    clean = metrics.get("clean") or metrics.get("clean_full")
+    if clean and clean.get("n_scored"):
+        tiles += [_tile("clean top-1", clean["top1"]), _tile("clean top-5", clean["top5"])]
+    shifted = [m for n, m in metrics.items() if n not in ("clean", "clean_full") and m.get("n_scored")]
+    if shifted:
+        tiles.append(_tile("mean top-1 over shifts", _mean(m["top1"] for m in shifted),
+                           note=f"{len(shifted)} config(s)"))
+    drops = [m["drop"] for m in shifted if m.get("drop")]
+    if drops:
+        rel = _mean(d.get("rel") for d in drops)  # undefined when the clean accuracy is 0
+        tiles.append(_tile("mean drop vs clean", _mean(d["abs"] for d in drops), " pts",
+                           "" if rel is None else _pct_cell(rel)["text"] + " % relative"))
+    c = results.get("summary", {}).get("imagenet_c") or {}
+    if "mce" in c:
+        partial = "" if c.get("complete") else f"; partial: {c.get('corruptions_in_mce')} of 15 corruptions"
+        tiles.append(_tile("mCE", c["mce"], note="AlexNet-normalised" + partial))
+        if "relative_mce" in c:
+            tiles.append(_tile("relative mCE", c["relative_mce"]))
+    if clean and _num(clean.get("ece")) is not None:
+        tiles.append(_tile("ECE (clean)", clean["ece"], note="15 equal-mass bins"))
+    x = results.get("summary", {}).get("ximagenet_robustness")
+    if x:
+        tiles.append({"label": "XImageNet-12 robustness", "value": f"{x['score']:.4f}", "note": "provisional formula"})
+    return tiles
+
+
+def _tile(label: str, fraction, unit: str = " %", note: str = "") -> dict:
+    return {"label": label, "value": _pct_cell(fraction)["text"] + unit, "note": note}
+
+
+def _mean(values) -> float | None:
+    values = [v for v in (_num(v) for v in values) if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _table(results: dict) -> list[list[dict]]:
+    """One row per config, each cell {text, sort} (sort: the raw number, '' when missing)."""
+    out = []
+    for name, m in results["metrics"].items():
+        d = m.get("drop") or {}
+        extra = []
+        if m.get("n_unscorable"):
+            extra.append(f"+{m['n_unscorable']} unscorable")
+        unread = results.get("counts", {}).get(name, {}).get("unreadable")
+        if unread:
+            extra.append(f"+{unread} unreadable")
+        images = {"text": f"{m['n_scored']}" + (f" ({', '.join(extra)})" if extra else ""), "sort": str(m["n_scored"])}
+        space = m.get("label_space") or ""
+        out.append([{"text": name, "sort": name}, {"text": space or "-", "sort": space}, images,
+                    _pct_cell(m["top1"]), _pct_cell(m["top5"]), _pct_cell(d.get("abs")), _pct_cell(d.get("rel")),
+                    _pct_cell(m.get("ece"))])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# gallery
+# ----------------------------------------------------------------------------------------------
+
+def _gallery(results: dict, rows: list[dict], folder: Path, per_config: int) -> list[dict]:
+    """Per config: up to `per_config` images, its clean counterpart beside it, both with the model's answer."""
+    from .metrics import config_info
+
+    split = results["data"].get("split", "validation")
+    configs = list(results["metrics"])
+    by_key = {(r["config"], r["image_id"]): r for r in rows}
+    # the clean config's first images come first, so every config shows the same photos when it can
+    clean_rank = {}
+    for r in rows:
+        if r["config"] in ("clean", "clean_full"):
+            clean_rank.setdefault(r["image_id"], len(clean_rank))
+    info = config_info(configs)
+    plan = {}
+    for name in configs:
+        own = list(dict.fromkeys(r["image_id"] for r in rows if r["config"] == name))
+        own.sort(key=lambda i: clean_rank.get(i, len(clean_rank)))  # stable: the rest keep their order
+        plan[name] = (own[:per_config], _baseline(name, info[name]["baseline"], folder))
+    needed: dict[str, set] = {}
+    for name, (ids, base) in plan.items():
+        for config in (name, base) if base else (name,):
+            needed.setdefault(config, set()).update(ids)
+    thumbs, errors = {}, {}
+    for config, ids in needed.items():
+        try:
+            thumbs[config] = {i: _thumbnail(b) for i, b in read_images(folder, config, split, ids).items()}
+        except Exception as exc:  # a damaged shard: this config's gallery says so, the page is still written
+            errors[config] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            thumbs[config] = {}
+    sections = []
+    for name, (ids, base) in plan.items():
+        items = []
+        for image_id in ids:
+            row = by_key.get((name, image_id))
+            shots = [_shot(base, thumbs[base].get(image_id), by_key.get((base, image_id)))] if base else []
+            shots.append(_shot(name, thumbs[name].get(image_id), row))
+            items.append({"image_id": image_id, "truth": _truth(row), "shots": shots})
+        m = results["metrics"][name]
+        sections.append({"config": name, "top1": _pct_cell(m["top1"])["text"], "images": items,
+                         "error": errors.get(name) or (errors.get(base) if base else None)})
+    return sections
+
+
+def _baseline(name: str, preferred: str, folder: Path) -> str | None:
+    """The clean config shown beside `name` (clean_full for full-resolution shifts), if it is in the folder."""
+    if name in ("clean", "clean_full"):
+        return None
+    for candidate in (preferred, "clean", "clean_full"):
+        if (folder / candidate).is_dir():
+            return candidate
+    return None
+
+
+def _shot(config: str, src: str | None, row: dict | None) -> dict:
+    state = "none" if row is None or not row.get("scorable", True) else ("right" if row["correct"] else "wrong")
+    pred = None
+    if row is not None:
+        names = _class_names(row.get("label_space"))
+        pred = names[row["pred"]] if names and 0 <= row.get("pred", -1) < len(names) else row.get("pred_name")
+    return {"config": config, "src": src, "pred": pred, "state": state}
+
+
+def _class_names(space: str | None) -> tuple[str, ...] | None:
+    """Short readable names of a label space: ImageNet-1k's first lemma ('tabby', not 'tabby, tabby cat')."""
+    from .. import classes
+    from .labels import get_label_space
+
+    if (space or "imagenet-1k") == "imagenet-1k":
+        return classes.names()
+    try:
+        return get_label_space(space).class_names
+    except (KeyError, ValueError):  # a label space this version does not know (results from elsewhere)
+        return None
+
+
+def _truth(row: dict | None) -> str:
+    """Readable true label(s): in the row's label space when scorable, else the ImageNet-1k names."""
+    if row is None:
+        return "-"
+    names = _class_names(row.get("label_space"))
+    if row.get("targets") and names:
+        return " / ".join(names[t] for t in row["targets"] if 0 <= t < len(names))
+    labels = row.get("labels") or []
+    in1k = _class_names(None)
+    text = " / ".join(in1k[i] for i in labels if 0 <= i < len(in1k)) or "no label"
+    return text if row.get("targets") or not labels else f"{text} (outside the label space)"
+
+
+def read_images(folder: Path, config: str, split: str, ids) -> dict[str, bytes | None]:
+    """{image_id: encoded bytes} for `ids` of one config, reading only the row groups that hold them."""
+    import pyarrow.parquet as pq
+
+    directory = folder / config
+    files = sorted(directory.glob(f"{split}-*.parquet")) or sorted(directory.glob("*.parquet"))
+    remaining, found = set(ids), {}
+    for file in files:
+        if not remaining:
+            break
+        shard = pq.ParquetFile(file)
+        if "image_id" not in shard.schema_arrow.names:
+            return found
+        positions = {i: p for p, i in enumerate(shard.read(columns=["image_id"]).column(0).to_pylist())
+                     if i in remaining}
+        start = 0
+        for group in range(shard.num_row_groups):
+            size = shard.metadata.row_group(group).num_rows
+            local = {i: p - start for i, p in positions.items() if start <= p < start + size}
+            if local:
+                column = shard.read_row_group(group, columns=["image"]).column(0)
+                for i, p in local.items():
+                    value = column[p].as_py()
+                    found[i] = value.get("bytes") if isinstance(value, dict) else value
+            start += size
+        remaining -= found.keys()
+    return found
+
+
+def _thumbnail(data: bytes | None) -> str | None:
+    """A ~THUMB px JPEG data URI, or None when the bytes cannot be decoded (the page shows a placeholder)."""
+    from PIL import Image
+
+    if not data:
+        return None
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.draft("RGB", (2 * THUMB, 2 * THUMB))  # JPEG: decode at a reduced scale
+        image = image.convert("RGB")
+        image.thumbnail((THUMB, THUMB), Image.LANCZOS)
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=80, optimize=True)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return _data_uri(buf.getvalue(), "image/jpeg")
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
