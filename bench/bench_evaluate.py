@@ -62,9 +62,9 @@ def main() -> None:
 
     import torch
 
-    from shift_hub.evaluate.labels import to_imagenet_logits
-    from shift_hub.evaluate.models import load_model
-    from shift_hub.evaluate.runner import decode_image, default_workers, open_data, pick_device, run
+    from shift_hub.evaluation.labels import to_imagenet_logits
+    from shift_hub.evaluation.models import load_model
+    from shift_hub.evaluation.runner import decode_image, default_workers, open_data, pick_device, run
 
     workers = default_workers() if args.workers is None else args.workers
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,12 +1,38 @@
-"""shift_hub: regenerate ImageNet distribution-shift benchmarks and score any vision model on them."""
+"""shift_hub: regenerate ImageNet distribution-shift benchmarks and score any vision model on them.
+
+The Python API is plain functions (`shift_hub.generate.generate` writes data); each imports its heavy dependencies (torch,
+transformers, matplotlib) only when called, so `import shift_hub` stays fast.
+"""
 __version__ = "0.1.0"
 
 
-def __getattr__(name):
-    # `shift_hub.evaluate(model, data, ...)`: the evaluate subpackage is callable; importing it
-    # lazily keeps `import shift_hub` free of torch/transformers.
-    if name == "evaluate":
-        import importlib
+def evaluate(model=None, data="samples", configs=None, **options):
+    """Score one model on the configs of `data` (a generated folder, a Hub dataset id, a `datasets.Dataset` or
+    `samples`); returns an EvaluationResult. See `shift_hub.evaluation.api.evaluate` for every option."""
+    from .evaluation.api import evaluate as _evaluate
 
-        return importlib.import_module(".evaluate", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _evaluate(model, data, configs, **options)
+
+
+def evaluate_many(models, data="samples", configs=None, **options):
+    """Score several models on the same data: one results folder per model plus a leaderboard."""
+    from .evaluation.api import evaluate_many as _evaluate_many
+
+    return _evaluate_many(models, data, configs, **options)
+
+
+def leaderboard(paths, out, sort=None, plots=True):
+    """Rank results folders: markdown + CSV table and effective-robustness plots; returns (board, paths)."""
+    from .evaluation.leaderboard import leaderboard as _leaderboard
+
+    return _leaderboard(paths, out, sort=sort, plots=plots)
+
+
+def push_results(results_dir, model_repo, create_pr=False, **options):
+    """Upload a results folder's .eval_results/shift_hub.yaml to a Hub model repo (a PR when needed)."""
+    from .hub.push_results import push_results as _push_results
+
+    return _push_results(results_dir, model_repo, create_pr=create_pr, **options)
+
+
+__all__ = ["evaluate", "evaluate_many", "leaderboard", "push_results", "__version__"]

@@ -201,7 +201,7 @@ def _push_results(args) -> int:
 
 
 def _leaderboard(args) -> int:
-    from .evaluate.leaderboard import LeaderboardError, leaderboard
+    from .evaluation.leaderboard import LeaderboardError, leaderboard
 
     try:
         board, paths = leaderboard(args.results, args.out, sort=args.sort, plots=not args.no_plots)
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output .safetensors (default: where `cartoon` looks when $SHIFT_HUB_WHITEBOX is unset)")
     p.set_defaults(func=_convert_whitebox)
 
-    from .evaluate.command import add_evaluate_parser
+    from .evaluation.command import add_evaluate_parser
 
     add_evaluate_parser(sub)
 

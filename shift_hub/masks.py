@@ -874,7 +874,7 @@ def background_provider(source, context: MaskContext, geometry: Geometry, exampl
 
     def draw(rng: np.random.Generator) -> np.ndarray:
         if not classes:
-            raise MaskUnavailable(f"rand_bg needs images of another class in the source, "
+            raise MaskUnavailable("rand_bg needs images of another class in the source, "
                                   "and the plan has none; widen --classes / --limit")
         for _ in range(8):  # a few tries past unreadable images, still a pure function of rng
             group = [e for e in groups[classes[int(rng.integers(len(classes)))]] if not own & set(e.labels)]

@@ -81,3 +81,18 @@ def test_quiet_hides_info_lines_and_verbose_keeps_them(tmp_path, capsys):
     assert cli.main(["-v", *args, "--out", str(tmp_path / "b")]) == 0
     err = capsys.readouterr().err
     assert "loading model efficientnet_lite0" in err and "Generating validation split" not in err
+
+
+def test_the_python_api_is_plain_functions_and_import_is_light():
+    script = textwrap.dedent("""
+        import inspect, sys, types
+        import shift_hub
+        import shift_hub.evaluation
+        assert all(inspect.isfunction(getattr(shift_hub, f)) for f in
+                   ("evaluate", "evaluate_many", "leaderboard", "push_results"))
+        assert type(shift_hub.evaluation) is types.ModuleType and not callable(shift_hub.evaluation)
+        print(sorted(m for m in ("torch", "transformers", "datasets", "matplotlib") if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

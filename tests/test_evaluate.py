@@ -9,9 +9,9 @@ import pytest
 
 import shift_hub
 from shift_hub import classes
-from shift_hub.evaluate.labels import UnmappableLabels
-from shift_hub.evaluate.models import ModelLoadError, load_model
-from shift_hub.evaluate.runner import DataError
+from shift_hub.evaluation.labels import UnmappableLabels
+from shift_hub.evaluation.models import ModelLoadError, load_model
+from shift_hub.evaluation.runner import DataError
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
@@ -213,7 +213,7 @@ def test_missing_config_and_missing_data(data_dir, tmp_path):
 def test_open_clip_zero_shot_optional(tmp_path, data_dir):
     """A tiny random CLIP (registered as a custom open_clip config) scored zero-shot end to end."""
     open_clip = pytest.importorskip("open_clip")
-    from shift_hub.evaluate.models import load_open_clip
+    from shift_hub.evaluation.models import load_open_clip
 
     config = {"embed_dim": 16,
               "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
@@ -245,7 +245,7 @@ def test_hub_repo_goes_through_load_dataset(monkeypatch, data_dir):
     """A Hub id is opened with datasets.load_dataset(repo, config): configs listed, then loaded."""
     import datasets
 
-    from shift_hub.evaluate.runner import open_data
+    from shift_hub.evaluation.runner import open_data
 
     local = datasets.load_dataset(str(data_dir), "clean", split="validation")
     calls = []
@@ -276,7 +276,7 @@ def test_images_already_at_input_size_are_not_resized_again():
     from PIL import Image
     from transformers import DeiTImageProcessor
 
-    from shift_hub.evaluate.models import _ProcessorTransform, load_model
+    from shift_hub.evaluation.models import _ProcessorTransform, load_model
 
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3)).astype(np.uint8))
     plain = torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float() / 255

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from shift_hub.evaluate import labels as L
-from shift_hub.evaluate import metrics as M
+from shift_hub.evaluation import labels as L
+from shift_hub.evaluation import metrics as M
 
 
 def test_topk_correct_and_accuracy():
@@ -168,7 +168,7 @@ def test_summarize_derives_corruptions_from_registry(monkeypatch):
 
 
 def test_report_outputs(tmp_path):
-    from shift_hub.evaluate import report
+    from shift_hub.evaluation import report
 
     scored = {"per_config": {"clean": {"n": 2, "n_scored": 2, "n_unscorable": 0, "label_space": "imagenet-1k",
                                        "top1": 0.5, "top5": 1.0, "ece": 0.1, "severity": None}},
@@ -188,7 +188,7 @@ def test_report_outputs(tmp_path):
 
 
 def test_registry_label_space_falls_back_for_imagenet_photos():
-    from shift_hub.evaluate.runner import _registry_space
+    from shift_hub.evaluation.runner import _registry_space
 
     assert _registry_space("toon_ius", [[282], [967], [872]]).name == "imagenet-1k"  # mostly outside ToonNet
     assert _registry_space("toon_ius", [[282], [385], []]).name == "toonnet"  # cat, elephant, a cloud
@@ -217,7 +217,7 @@ def test_1001_way_head_with_background_and_duplicate_names_maps_to_standard_orde
     import numpy as np
 
     from shift_hub import classes
-    from shift_hub.evaluate.labels import output_to_imagenet
+    from shift_hub.evaluation.labels import output_to_imagenet
 
     names = [classes.lemmas()[w].split(",")[0] for w in classes.wnids()]  # short names: 'crane' twice
     id2label = {0: "background", **{i + 1: n for i, n in enumerate(names)}}

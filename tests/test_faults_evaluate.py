@@ -12,9 +12,9 @@ import pytest
 import shift_hub
 from shift_hub import classes
 from shift_hub.cli import main
-from shift_hub.evaluate.labels import UnmappableLabels
-from shift_hub.evaluate.models import load_model
-from shift_hub.evaluate.runner import DataError
+from shift_hub.evaluation.labels import UnmappableLabels
+from shift_hub.evaluation.models import load_model
+from shift_hub.evaluation.runner import DataError
 
 SHARD = "validation-00000-of-00001.parquet"
 CRANES, MAILLOTS = ("n02012849", "n03126707"), ("n03710637", "n03710721")

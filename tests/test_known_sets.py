@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from shift_hub import classes
-from shift_hub.evaluate import protocols
-from shift_hub.evaluate.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
+from shift_hub.evaluation import protocols
+from shift_hub.evaluation.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
 from shift_hub.sources.base import SourceError
 from shift_hub.sources.known import ImageNetC, ImageNetP, ImageNetV2, RealValidation, read_frames
 
@@ -209,7 +209,7 @@ def code_logits(batch):
 def stub():
     import torch
 
-    from shift_hub.evaluate.models import Classifier
+    from shift_hub.evaluation.models import Classifier
 
     class CodeNet(torch.nn.Module):
         def forward(self, x):
@@ -220,7 +220,7 @@ def stub():
 
 @pytest.fixture(scope="module")
 def suite_result(root, tmp_path_factory):
-    from shift_hub.evaluate.suite import run_suite
+    from shift_hub.evaluation.suite import run_suite
     from shift_hub.generate import generate
 
     generate(["clean"], "samples", root / "generated", progress=False)
@@ -288,7 +288,7 @@ def test_suite_imagenet_p(suite_result):
 
 
 def test_suite_flat_val_without_devkit_scores_real_only(tmp_path):
-    from shift_hub.evaluate.suite import run_suite
+    from shift_hub.evaluation.suite import run_suite
 
     for n, code in [(1, 5), (2, 795), (3, 231), (4, 809)]:
         save(tmp_path / "ILSVRC2012_img_val" / f"ILSVRC2012_val_{n:08d}.JPEG", code)
@@ -321,7 +321,7 @@ def test_cli_suite_with_a_tiny_timm_model(root, tmp_path, capsys):
     import timm
     from timm.models import save_for_hf
 
-    from shift_hub.evaluate.command import cli_main
+    from shift_hub.evaluation.command import cli_main
 
     save_for_hf(timm.create_model("test_resnet"), tmp_path / "model", safe_serialization=True)
     out = tmp_path / "report"

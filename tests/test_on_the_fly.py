@@ -2,8 +2,8 @@
 import datasets
 import pytest
 
-from shift_hub.evaluate.on_the_fly import open_on_the_fly
-from shift_hub.evaluate.runner import DataError
+from shift_hub.evaluation.on_the_fly import open_on_the_fly
+from shift_hub.evaluation.runner import DataError
 from shift_hub.generate import generate
 
 CONFIGS = ["gaussian_noise_3", "glass_blur_1", "motion_blur_2", "drawing", "toon_ius"]

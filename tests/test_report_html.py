@@ -18,7 +18,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     """Three configs of three sample photos, scored by the embedded EfficientNet-Lite0 on CPU."""
-    from shift_hub.evaluate.api import evaluate
+    from shift_hub.evaluation.api import evaluate
     from shift_hub.generate import generate
 
     root = tmp_path_factory.mktemp("report")
@@ -57,8 +57,8 @@ def _synthetic(tmp_path, kind="local", image_id="<img src=x onerror=alert(1)>"):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from shift_hub.evaluate.metrics import summarize
-    from shift_hub.evaluate.report import build_results
+    from shift_hub.evaluation.metrics import summarize
+    from shift_hub.evaluation.report import build_results
 
     buf = io.BytesIO()
     Image.new("RGB", (300, 200), (200, 40, 40)).save(buf, format="JPEG")
@@ -79,7 +79,7 @@ def _synthetic(tmp_path, kind="local", image_id="<img src=x onerror=alert(1)>"):
 
 
 def test_user_strings_are_escaped_and_a_damaged_shard_is_reported(tmp_path):
-    from shift_hub.evaluate.html_report import write_report_html
+    from shift_hub.evaluation.html_report import write_report_html
 
     results, rows = _synthetic(tmp_path)
     text = write_report_html(results, rows, tmp_path / "report.html").read_text()
@@ -93,7 +93,7 @@ def test_user_strings_are_escaped_and_a_damaged_shard_is_reported(tmp_path):
 
 @pytest.mark.parametrize("kind, says", [("on-the-fly", "on the fly"), ("hub", "from the Hub")])
 def test_gallery_unavailable_without_stored_images(tmp_path, kind, says):
-    from shift_hub.evaluate.html_report import write_report_html
+    from shift_hub.evaluation.html_report import write_report_html
 
     results, rows = _synthetic(tmp_path, kind=kind, image_id="cat")
     text = write_report_html(results, rows, tmp_path / "report.html").read_text()

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from hub_server import HubServer
-from shift_hub.evaluate import eval_results, leaderboard
+from shift_hub.evaluation import eval_results, leaderboard
 from shift_hub.hub import eval_yaml
 
 TOKEN = "hf_sharingTOKENforTests0123456789"
@@ -134,7 +134,7 @@ def test_eval_yaml_merges_by_task_id_and_keeps_foreign_tasks():
 # --- values, .eval_results and model-index -------------------------------------------------------------
 
 def test_task_values_are_percent_and_mce_covers_exactly_the_task_configs():
-    from shift_hub.evaluate.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
+    from shift_hub.evaluation.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
 
     results = _results({"clean": 0.8, "gaussian_noise_3": 0.5, "shot_noise_1": 0.7, "drawing": 0.25})
     values = eval_results.task_values(results)
@@ -178,7 +178,7 @@ def test_eval_results_file_round_trips_through_huggingface_hub(tmp_path):
 def test_model_index_is_built_with_huggingface_hub_types():
     from huggingface_hub import ModelCardData
 
-    from shift_hub.evaluate.report import model_index_yaml
+    from shift_hub.evaluation.report import model_index_yaml
 
     results = _results({"clean": 0.8, "drawing": 0.25}, resolved_revision="b" * 40)
     card = ModelCardData(**yaml.safe_load(model_index_yaml(results)))
@@ -196,7 +196,7 @@ def test_torchvision_adapter_loads_local_weights_with_its_eval_transform(models,
     from PIL import Image
 
     import shift_hub
-    from shift_hub.evaluate.models import load_model
+    from shift_hub.evaluation.models import load_model
 
     for name in ("squeezenet.safetensors", "squeezenet.pth"):  # safetensors, or torch.load(weights_only=True)
         clf = load_model("torchvision:squeezenet1_1", weights=str(models / name))
@@ -216,7 +216,7 @@ def test_torchvision_adapter_loads_local_weights_with_its_eval_transform(models,
 def test_torchvision_named_weights_are_read_weights_only(models, monkeypatch):
     import torch
 
-    from shift_hub.evaluate.models import ModelLoadError, load_model
+    from shift_hub.evaluation.models import ModelLoadError, load_model
 
     seen = {}
 

@@ -10,8 +10,8 @@ import os
 import pytest
 
 from shift_hub import classes
-from shift_hub.evaluate import protocols
-from shift_hub.evaluate.suite import run_suite
+from shift_hub.evaluation import protocols
+from shift_hub.evaluation.suite import run_suite
 from test_known_sets import A, W, save, stub, write_video
 
 R = classes.subset("imagenet_r")

@@ -18,7 +18,7 @@ PR_TITLE = "Add shift_hub evaluation results"
 
 def read_local(results_dir: str | Path) -> tuple[str, list]:
     """(path in repo, EvalResultEntry list) from RESULTS_DIR; PushError naming the fix when absent."""
-    from ..evaluate import eval_results
+    from ..evaluation import eval_results
 
     results_dir = Path(results_dir)
     path = results_dir / eval_results.FOLDER / eval_results.FILENAME
@@ -92,7 +92,7 @@ def _commit(api, repo_id: str, path_in_repo: str, local: list, revision: str | N
     """One commit of the merged file: to `revision` (main or refs/pr/N), or to a new pull request (None)."""
     from huggingface_hub import CommitOperationAdd
 
-    from ..evaluate import eval_results
+    from ..evaluation import eval_results
 
     remote = _remote_entries(api, repo_id, path_in_repo, revision or "main")
     merged = eval_results.merge(remote, local)
@@ -117,7 +117,7 @@ def _commit(api, repo_id: str, path_in_repo: str, local: list, revision: str | N
 def _remote_entries(api, repo_id: str, path_in_repo: str, revision: str) -> list:
     from huggingface_hub.errors import EntryNotFoundError
 
-    from ..evaluate import eval_results
+    from ..evaluation import eval_results
 
     with tempfile.TemporaryDirectory(prefix="shift_hub_results_") as cache:
         try:

@@ -427,13 +427,14 @@ def _plasma_fractal(rng, mapsize: int, wibble_decay: float) -> np.ndarray:
 
 def _add_rolled(total: np.ndarray, a: np.ndarray, shift: int, axis: int) -> np.ndarray:
     """total += np.roll(a, shift, axis) for shift +-1, by slices (no rolled copy); returns total."""
-    t, a = np.moveaxis(total, axis, 0), np.moveaxis(a, axis, 0)
+    lead = (slice(None),) * axis
+    first, rest, last, body = slice(0, 1), slice(1, None), slice(-1, None), slice(None, -1)
     if shift == 1:
-        t[1:] += a[:-1]
-        t[0] += a[-1]
+        total[lead + (rest,)] += a[lead + (body,)]
+        total[lead + (first,)] += a[lead + (last,)]
     else:
-        t[:-1] += a[1:]
-        t[-1] += a[0]
+        total[lead + (body,)] += a[lead + (rest,)]
+        total[lead + (last,)] += a[lead + (first,)]
     return total
 
 
