@@ -53,6 +53,7 @@ class ConfigReport:
     skipped: list = field(default_factory=list)  # [{"image_id", "reason"}]
     converted: list = field(default_factory=list)  # [{"image_id", "note"}]
     busy: bool = False  # the shard was being written by another live run: not run here
+    seconds: float = 0.0  # wall time spent making shards (one core each): what bench/bench_scale.py reports
 
 
 class GenerationError(RuntimeError):
@@ -183,7 +184,11 @@ def run_shard(job: ShardJob, source: Source, progress=None, wait: bool = False) 
             if progress:
                 progress(len(job.examples))
             return report
+        import time
+
+        started = time.perf_counter()
         _write_shard(job, iter_rows(job, source, report, progress), report)
+        report.seconds += time.perf_counter() - started
     return report
 
 
@@ -519,6 +524,7 @@ def with_overrides(specs: list[ShiftSpec], overrides: dict) -> list[ShiftSpec]:
 
 def _merge(into: ConfigReport, part: ConfigReport) -> None:
     into.written += part.written
+    into.seconds += part.seconds
     into.skipped.extend(part.skipped)
     into.converted.extend(part.converted)
 
