@@ -7,11 +7,7 @@ one thread (OpenMP/BLAS/OpenCV) and timed in process CPU seconds, which other lo
 disturbs less than wall time. With --repeat N the two sides take turns N times and each keeps its best time
 per corruption, so both see the same spells of load.
 
---top-pad MB gives both processes the same glibc heap setting (M_TOP_PAD: keep that much freed memory at
-the heap top instead of handing it back). By default glibc trims the heap after each large free and the next
-image faults the pages in again, which on a VM costs microseconds a page; 0 (the default) leaves glibc as is.
-
-    python bench/bench_corruptions.py [--images 4] [--venv /tmp/icref] [--repeat 1] [--top-pad 0]
+    python bench/bench_corruptions.py [--images 4] [--venv /tmp/icref] [--repeat 1]
 """
 from __future__ import annotations
 
@@ -68,15 +64,7 @@ def time_ours(images: list[np.ndarray], repeat: int) -> dict[str, float]:
     return seconds
 
 
-def set_top_pad(megabytes: int) -> None:
-    """mallopt(M_TOP_PAD) in this process (what MALLOC_TOP_PAD_ does for a process started with it)."""
-    import ctypes
-
-    if megabytes and ctypes.CDLL("libc.so.6").mallopt(-2, megabytes << 20) != 1:  # M_TOP_PAD = -2
-        raise SystemExit("mallopt(M_TOP_PAD) failed: not glibc?")
-
-
-def time_reference(images: list[np.ndarray], venv: Path, top_pad: int = 0) -> dict:
+def time_reference(images: list[np.ndarray], venv: Path) -> dict:
     py = venv / "bin" / "python"
     if not py.exists():
         raise SystemExit(f"no reference venv at {venv}: run bench/make_imagenet_c_reference.py first")
@@ -87,8 +75,6 @@ def time_reference(images: list[np.ndarray], venv: Path, top_pad: int = 0) -> di
             Image.fromarray(image).save(paths[-1])
         out = Path(tmp) / "times.json"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        if top_pad:
-            env["MALLOC_TOP_PAD_"] = str(top_pad << 20)
         subprocess.run([str(py), str(REPO / "bench" / "imagenet_c_reference.py"), "time", *paths, str(out)],
                        check=True, env=env)
         return json.loads(out.read_text())
@@ -99,20 +85,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--venv", type=Path, default=Path("/tmp/icref"))
     parser.add_argument("--repeat", type=int, default=1, help="each side's best of N turns")
-    parser.add_argument("--top-pad", type=int, default=0, metavar="MB", help="glibc M_TOP_PAD for both sides")
     args = parser.parse_args()
-    set_top_pad(args.top_pad)
     images = sample_images(args.images)
     ref, ours = None, {}
     for _ in range(args.repeat):
-        turn = time_reference(images, args.venv, args.top_pad)
+        turn = time_reference(images, args.venv)
         if ref is None:
             ref = turn
         ref["seconds"] = {k: min(v, turn["seconds"][k]) for k, v in ref["seconds"].items()}
         ours = {k: min(v, ours.get(k, v)) for k, v in time_ours(images, 1).items()}
     n = len(images)
-    print(f"ImageNet-C, {n} images of 224x224, 5 severities each, one core, best of {args.repeat} turn(s) each side"
-          + (f", M_TOP_PAD {args.top_pad} MB both sides" if args.top_pad else ""))
+    print(f"ImageNet-C, {n} images of 224x224, 5 severities each, one core, best of {args.repeat} turn(s) each side")
     print(f"reference: imagecorruptions {ref['versions'].get('imagecorruptions')} (numpy {ref['versions']['numpy']}, "
           f"scikit-image {ref['versions']['scikit-image']}); ours: shift_hub.shifts.corruptions")
     print(f"{'corruption':20s} {'ours s':>9s} {'ref s':>9s} {'ratio':>8s}")
@@ -121,7 +104,7 @@ def main() -> None:
         o, r = ours[name], ref["seconds"][name]
         totals[group][0] += o
         totals[group][1] += r
-        print(f"{name:20s} {o:9.3f} {r:9.3f} {r / o:7.1f}x")
+        print(f"{name:20s} {o:9.4f} {r:9.4f} {r / o:7.2f}x" + ("   SLOWER" if r < o else ""))
     o15, r15 = totals["imagenet_c"]
     o19, r19 = o15 + totals["imagenet_c_extra"][0], r15 + totals["imagenet_c_extra"][1]
     print(f"{'total (15 x 5)':20s} {o15:9.3f} {r15:9.3f} {r15 / o15:7.1f}x   "

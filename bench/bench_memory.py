@@ -83,11 +83,11 @@ def main() -> None:
         photo = Path(tmp) / "photo.jpg"
         make_photo(photo, width, height)
         print(f"{width}x{height} ({width * height / 1e6:.0f} MP) JPEG 95 from skimage chelsea; one process per "
-              f"shift: decode + shift + encode (shift_image); goal: peak RSS <= {args.goal_gb:.2f} GB")
+              f"shift: decode + shift + encode (shift_image); goal: peak RSS <= {args.goal_gb:.2f} GB (10^9 bytes)")
         print(f"{'shift':16s} {'peak GB':>8s} {'before GB':>9s} {'shift s':>8s} {'goal':>6s}")
         for name in args.shifts:
             r = run_child(name, photo)
-            peak, before = r["peak_kb"] / 2**20, r["before_kb"] / 2**20
+            peak, before = r["peak_kb"] * 1024 / 1e9, r["before_kb"] * 1024 / 1e9  # kB (KiB) -> GB
             ok = "ok" if peak <= args.goal_gb else "OVER"
             print(f"{name:16s} {peak:8.2f} {before:9.2f} {r['seconds']:8.1f} {ok:>6s}", flush=True)
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("make_synthetic_imagenet", ROOT / "bench" / "make_synthetic_imagenet.py")
+    path = ROOT / "bench" / "make_synthetic_imagenet.py"
+    spec = importlib.util.spec_from_file_location("make_synthetic_imagenet", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)

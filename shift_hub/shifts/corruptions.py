@@ -14,8 +14,10 @@ purpose: float results are cast with `np.uint8` (truncation, not rounding), glas
 copies (a NumPy view aliasing bug), frost picks among the first five photographs only, motion blur
 carries ImageMagick's Q16 rounding, elastic carries OpenCV 3's fixed-point warpAffine.
 Speed comes from doing the same arithmetic with faster primitives (OpenCV filters, torch's bilinear
-resize, reflect-boundary Gaussian matrices, vectorised pixel shuffling), never from changing what is
-computed.
+resize, reflect-boundary Gaussian matrices, vectorised pixel shuffling, scipy's linear map_coordinates
+restated once for all channels, HSV decisions taken on the bytes, OpenCV's JPEG codec where it matches
+PIL's, PIL's BOX upsampling done as the pixel copy it is), never from changing what is computed: every
+output byte is what the plain library calls give.
 """
 from __future__ import annotations
 
@@ -322,6 +324,7 @@ def _warp_affine_fixed_point(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     fraction = ((fixed_y & 31) * 32 + (fixed_x & 31)).astype(np.uint16)
     return cv2.remap(x, whole, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
+
 def _reflect_coordinate(coord: np.ndarray, n: int) -> np.ndarray:
     """scipy.ndimage's map_coordinate(mode='reflect') on float coordinates, with its float operations."""
     c = np.array(coord, dtype=np.float64)
@@ -438,14 +441,22 @@ def _add_rolled(total: np.ndarray, a: np.ndarray, shift: int, axis: int) -> np.n
     return total
 
 
-@lru_cache(maxsize=None)
 def frost_image(index: int) -> np.ndarray:
     """One of the original frost photographs (RGB), shipped as package data; see data/frost/NOTICE.md."""
-    data = resources.files("shift_hub").joinpath("data").joinpath("frost").joinpath(FROST_FILES[index]).read_bytes()
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    rgb = np.ascontiguousarray(bgr[..., ::-1])
-    rgb.setflags(write=False)
-    return rgb
+    return _frost_images()[index]
+
+
+@lru_cache(maxsize=1)
+def _frost_images() -> tuple[np.ndarray, ...]:
+    """All five, decoded once per process (any run past a few images draws each of them)."""
+    folder = resources.files("shift_hub").joinpath("data").joinpath("frost")
+    photos = []
+    for name in FROST_FILES:
+        bgr = cv2.imdecode(np.frombuffer(folder.joinpath(name).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        rgb.setflags(write=False)
+        photos.append(rgb)
+    return tuple(photos)
 
 
 _UNIT_LEVELS = np.arange(256) / 255.0  # k / 255.0 as `_unit` computes it, for table look-ups

@@ -155,7 +155,7 @@ def pencil_drawing(
         luma *= strokes[a:b] ** stroke_darkness
         band = yuv_rows[a - top: b - top].copy()
         band[..., 0] = luma
-        rgb_band = np.clip(color_yuv2rgb(band), 0.0, 1.0)
+        rgb_band = np.clip(_yuv_to_rgb(band), 0.0, 1.0)
         out[a:b] = np.clip(rgb_band * 255.0, 0, 255).astype(np.uint8)  # truncation, as the port's astype did
     return out
 
@@ -196,7 +196,7 @@ class _YuvRows:
         return self.value
 
 
-def color_yuv2rgb(yuv: np.ndarray) -> np.ndarray:
+def _yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
     from skimage import color
 
     return color.yuv2rgb(yuv)

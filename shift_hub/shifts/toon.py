@@ -143,11 +143,14 @@ def toon_handdrawn(
             for c in range(3):
                 sums[2 + c] += np.bincount(flat, rgb[a:b, :, c].ravel().astype(np.float64), minlength=count)
         for index, box in enumerate(ndimage.find_objects(labels[a:b] + 1, max_label=count)):
-            if box is not None:
+            if box is not None:  # the union of the segment's boxes over the bands so far
                 ys, xs = box
-                old = boxes[index]
-                y0, x0 = (ys.start + a, xs.start) if old is None else (old[0].start, min(old[1].start, xs.start))
-                boxes[index] = (slice(y0, ys.stop + a), slice(x0, xs.stop if old is None else max(old[1].stop, xs.stop)))
+                if boxes[index] is None:
+                    boxes[index] = (slice(ys.start + a, ys.stop + a), xs)
+                else:
+                    seen_ys, seen_xs = boxes[index]
+                    boxes[index] = (slice(seen_ys.start, ys.stop + a),
+                                    slice(min(seen_xs.start, xs.start), max(seen_xs.stop, xs.stop)))
     sizes = np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
     mean_u, mean_v = sums[0] / sizes, sums[1] / sizes
     mean_rgb = np.stack([sums[2 + c] / sizes for c in range(3)], -1)
