@@ -96,6 +96,7 @@ def run(jobs: list[ShardJob], source, *, state=None, num_proc: int = 1, engine: 
         log: Callable[[str], None] | None = None) -> list[ConfigReport]:
     """Run every job; shards another live run is writing are waited for at the end, then written if that
     run died. Returns one report per job run (busy ones once more after the wait)."""
+    check_engine(engine)
     jobs = longest_first(jobs)
     reports = _run_with(engine, jobs, source, state, num_proc, ray_address, update, wait=False)
     busy = [j for j, r in zip(jobs, reports) if r.busy]
@@ -115,8 +116,6 @@ def _run_with(engine, jobs, source, state, num_proc, ray_address, update, wait: 
         return []
     if engine == "ray":
         return _ray(jobs, source, ray_address, update, wait)
-    if engine != "local":
-        raise GenerationError(f"unknown engine {engine!r}: local (processes on this machine) or ray")
     if state is not None:
         return _accelerate(jobs, source, state, update, wait)
     if num_proc <= 1 or len(jobs) <= 1:
@@ -135,9 +134,9 @@ def _pool(jobs, source, num_proc, update, wait) -> list[ConfigReport]:
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from .generate import _pool_worker
+    from .generate import pool_worker
 
-    with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"), initializer=_pool_worker,
+    with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"), initializer=pool_worker,
                              initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_shard, job, source, None, wait) for job in jobs]
         try:
@@ -179,10 +178,8 @@ def _ray_shard(job: ShardJob, source, wait: bool) -> ConfigReport:
 
 
 def _ray(jobs, source, address, update, wait) -> list[ConfigReport]:
-    try:
-        import ray
-    except ImportError:
-        raise GenerationError("--engine ray needs Ray: pip install 'shift-hub[ray]'") from None
+    import ray  # present: `run` checked the engine
+
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -40,15 +40,22 @@ def shard_files(config_dir: Path) -> list[Path]:
     return sorted(Path(config_dir).glob(f"{SPLIT}-*.parquet"))
 
 
-def shard_metadata(path: str | Path) -> dict:
-    """The footer shift_hub wrote into a shard; FolderError for a foreign or unreadable file."""
+def _footer(path: str | Path) -> dict | None:
+    """The parquet footer's key-value metadata (streamed shards add ours after the last row group), or None
+    when the file cannot be read as parquet (truncated, not parquet: pyarrow raises several kinds)."""
     import pyarrow.parquet as pq
 
-    try:  # the parquet footer's key-value metadata: streamed shards add ours there after the last row group
-        meta = pq.read_metadata(path).metadata or {}
-    except Exception as exc:  # truncated, not parquet, unreadable: pyarrow raises several kinds
-        raise FolderError(f"{path}: not a readable parquet file ({type(exc).__name__}); it is damaged or "
-                          "was not written by shift_hub") from None
+    try:
+        return pq.read_metadata(path).metadata or {}
+    except Exception:
+        return None
+
+
+def shard_metadata(path: str | Path) -> dict:
+    """The footer shift_hub wrote into a shard; FolderError for a foreign or unreadable file."""
+    meta = _footer(path)
+    if meta is None:
+        raise FolderError(f"{path}: not a readable parquet file; it is damaged or was not written by shift_hub")
     if META_KEY not in meta:
         raise FolderError(f"{path}: not written by shift_hub (no {META_KEY.decode()} footer metadata)")
     return json.loads(meta[META_KEY])
@@ -63,13 +70,8 @@ def readable_fingerprint(path: str | Path) -> str | None:
 
 def ownership(path: str | Path) -> str:
     """'ours' (a shift_hub footer), 'foreign' (readable parquet, no footer) or 'damaged' (unreadable)."""
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.read_metadata(path).metadata or {}
-    except Exception:
-        return "damaged"
-    return "ours" if META_KEY in meta else "foreign"
+    meta = _footer(path)
+    return "damaged" if meta is None else "ours" if META_KEY in meta else "foreign"
 
 
 # --- the whole folder ------------------------------------------------------------------------------

@@ -339,7 +339,7 @@ def _pending(jobs: list[ShardJob], overwrite: bool, log=None) -> list[ShardJob]:
 
 # --- running -----------------------------------------------------------------------------------
 
-def _pool_worker(parent_pid: int) -> None:
+def pool_worker(parent_pid: int) -> None:
     """A pool worker: dies with its parent (a SIGKILLed run leaves no idle workers behind), one thread."""
     _die_with_parent(parent_pid)
     _single_threaded_worker()

@@ -985,9 +985,9 @@ def precompute(context: MaskContext, source, examples, num_proc: int = 1, state=
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
-        from .generate import _pool_worker  # workers die with the run and use one thread each
+        from .generate import pool_worker  # workers die with the run and use one thread each
 
-        with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"), initializer=_pool_worker,
+        with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"), initializer=pool_worker,
                                  initargs=(os.getpid(),)) as pool, bar(len(todo)) as shown:
             for _ in pool.map(_precompute_one, [(context, source, e) for e in todo], chunksize=8):
                 shown.update(1)
