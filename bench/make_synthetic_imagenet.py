@@ -10,7 +10,7 @@ photos embedded in scikit-image, scikit-learn and matplotlib, so every source pa
     DIR/bbox_val/ILSVRC2012_val_XXXXXXXX.xml                      one PASCAL VOC box per image (GrabCut, XImageNet-12)
 
 Each image is a crop of one sample photo around its object (box known per photo), scaled to a size
-drawn from an approximation of ImageNet val's mix (mostly 500x375, 375x500, 500x333; a 5% tail of large
+from an approximation of ImageNet val's mix (spread evenly over the numbers, see size_position) (mostly 500x375, 375x500, 500x333; a 5% tail of large
 photos up to 4000 px on the long side), maybe mirrored, colour-jittered, now and then grey or CMYK, saved as
 JPEG at quality 75-95. The box follows the crop. Image i depends only on (seed, i): any worker count,
 any order, same bytes. The CLS-LOC IDs are a fixed permutation of the WNIDs (not the real devkit's
@@ -44,6 +44,7 @@ SIZE_MIX = (
 GREY_SHARE, CMYK_SHARE = 0.01, 0.001  # val holds a few of each; decode must convert them
 BLACKLIST_SHARE = 0.035  # 1762 of 50000 in the real blacklist
 CLSLOC_SEED = 2015  # the permutation CLS-LOC ID -> WNID; any fixed value
+GOLDEN = (5 ** 0.5 - 1) / 2  # the Weyl step of size_position
 
 # The object in each sample photo, as fractions (x0, y0, x1, y1) of its width and height, by eye.
 OBJECT_BOXES = {
@@ -83,14 +84,27 @@ def _photos() -> tuple[tuple[str, str, np.ndarray], ...]:
     return tuple(out)
 
 
-def _draw_size(rng: np.random.Generator) -> tuple[int, int]:
-    shares = np.array([row[2] for row in SIZE_MIX])
-    w, h, _ = SIZE_MIX[int(rng.choice(len(SIZE_MIX), p=shares / shares.sum()))]
+def size_position(number: int, seed: int = 0) -> float:
+    """Where image `number` falls in SIZE_MIX, in [0, 1): a golden-ratio (Weyl) sequence rather than independent
+    draws, so that every prefix of N images holds each size class, and the large tail's sizes, in their shares
+    to within about log(N)/N. Independent draws give 10 +- 3 large photos in 200, and since a large photo costs
+    up to 60x a 500 px one, per-image cost at two N would differ by chance alone."""
+    offset = float(np.random.default_rng([seed, 1]).random())
+    return (offset + number * GOLDEN) % 1.0
+
+
+def _draw_size(position: float, rng: np.random.Generator) -> tuple[int, int]:
+    shares = np.array([row[2] for row in SIZE_MIX], dtype=float)
+    edges = np.cumsum(shares / shares.sum())
+    k = min(int(np.searchsorted(edges, position, side="right")), len(SIZE_MIX) - 1)
+    w, h, _ = SIZE_MIX[k]
+    within = (position - (edges[k - 1] if k else 0.0)) / (edges[k] - (edges[k - 1] if k else 0.0))
+    within = min(max(within, 0.0), 1.0 - 1e-12)  # where in its class: spreads the drawn sizes evenly too
     if w == "other":
-        short = int(rng.integers(200, 500))
+        short = 200 + int(within * 300)
         return (500, short) if rng.random() < 0.75 else (short, 500)
     if w == "large":
-        long = int(rng.integers(800, 4001))
+        long = 800 + int(within * 3201)
         short = round(long * (3 / 4 if rng.random() < 0.6 else 2 / 3))
         return (long, short) if rng.random() < 0.75 else (short, long)
     return int(w), int(h)
@@ -123,7 +137,7 @@ def make_image(number: int, seed: int = 0) -> tuple[bytes, Made]:
     ph, pw = rgb.shape[:2]
     fx0, fy0, fx1, fy1 = OBJECT_BOXES[image_id]
     box = (fx0 * pw, fy0 * ph, fx1 * pw, fy1 * ph)
-    width, height = _draw_size(rng)
+    width, height = _draw_size(size_position(number, seed), rng)
     x0, y0, cw, ch = _crop_around(rng, (pw, ph), box, width / height)
     sx, sy = width / cw, height / ch
     if sx < 1:  # shrinking: whole-pixel crop, area averaging

@@ -267,8 +267,8 @@ _CARTOON = [
         citation=_CARTOON_BIBTEX,
         geometry=FULL,
         encoding=Encoding(quality=95),
-        deviation="Images above 2 megapixels are segmented (Felzenszwalb, segment colours) on an area-averaged "
-        "2-megapixel copy to bound memory. Not ImageNet-Cartoon: no trained generator is involved. It borrows the "
+        deviation="Images above 1 megapixel are segmented (Felzenszwalb, segment colours) on an area-averaged "
+        "1-megapixel copy to bound memory. Not ImageNet-Cartoon: no trained generator is involved. It borrows the "
         "representations "
         "White-box trains towards, so it resembles but does not reproduce ImageNet-Cartoon; use `cartoon` "
         "(needs the official weights) for the published dataset.",

@@ -195,3 +195,35 @@ def test_jpeg_and_pixelate_use_pil_as_the_original():
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, "JPEG", quality=corruptions.JPEG_QUALITY[2])
     assert np.array_equal(corruptions.jpeg_compression(image, None, 3), np.asarray(Image.open(buf)))
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (97, 131)])
+def test_contrast_table_and_channels_last_zoom_give_the_plain_bytes(shape):
+    """contrast via a per-channel table and zoom_blur via torch's channels-last bilinear kernel are speed-ups
+    only: every byte must equal the plain per-pixel arithmetic (float64 contrast, channels-first zooms)."""
+    import torch
+    import torch.nn.functional as F
+
+    image = _photo(shape)
+    for severity in corruptions.SEVERITIES:
+        x = image / 255.0
+        means = x.mean(axis=(0, 1), keepdims=True)
+        plain = np.uint8(np.clip((x - means) * corruptions.CONTRAST[severity - 1] + means, 0, 1) * 255)
+        assert np.array_equal(corruptions.contrast(image, None, severity), plain), severity
+
+        stop, step = corruptions.ZOOM_BLUR[severity - 1]
+        factors = np.arange(1, stop, step)
+        x32 = x.astype(np.float32)
+        planar = torch.from_numpy(np.ascontiguousarray(x32.transpose(2, 0, 1)))[None]
+        total = torch.zeros_like(planar)
+        h, w = shape
+        with corruptions._torch_single_thread():  # as zoom_blur runs (see its docstring)
+            for factor in factors:
+                (t0, c0, s0, r0), (t1, c1, s1, r1) = (corruptions._zoom_window(h, factor),
+                                                      corruptions._zoom_window(w, factor))
+                zoomed = F.interpolate(planar[..., t0:t0 + c0, t1:t1 + c1], size=(s0, s1), mode="bilinear",
+                                       align_corners=True)
+                total += zoomed[..., r0:r0 + h, r1:r1 + w]
+        out = total[0].numpy().transpose(1, 2, 0)
+        plain = np.uint8(np.clip((x32 + out) / (len(factors) + 1), 0, 1) * 255)
+        assert np.array_equal(corruptions.zoom_blur(image, None, severity), plain), severity

@@ -59,8 +59,18 @@ def test_images_depend_only_on_seed_and_number():
 
 def test_size_mix_is_imagenet_like():
     rng = np.random.default_rng(0)
-    sizes = [synthetic._draw_size(rng) for _ in range(4000)]
+    sizes = [synthetic._draw_size(synthetic.size_position(i), rng) for i in range(1, 4001)]
     share = lambda *wh: sum(s in wh for s in sizes) / len(sizes)  # noqa: E731
     assert 0.35 < share((500, 375)) < 0.45 and share((375, 500), (500, 333)) > 0.2
     large = [max(s) for s in sizes if max(s) > 500]
     assert 0.03 < len(large) / len(sizes) < 0.07 and max(large) <= 4000 and max(large) > 3000
+
+
+def test_every_prefix_holds_the_mix():
+    """Per-image cost at N=200 and N=2,000 is comparable only if both hold the costly large tail in its share."""
+    rng = np.random.default_rng(0)
+    for n in (200, 2000):
+        sizes = [synthetic._draw_size(synthetic.size_position(i), rng) for i in range(1, n + 1)]
+        large = sorted(max(s) for s in sizes if max(s) > 500)
+        assert abs(len(large) - 0.05 * n) <= 2
+        assert abs(np.mean(large) - 2400) < 250  # long sides spread over 800..4000

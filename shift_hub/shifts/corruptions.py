@@ -645,17 +645,21 @@ def zoom_blur(image, rng, severity: int) -> np.ndarray:
     stop, step = ZOOM_BLUR[severity - 1]
     factors = np.arange(1, stop, step)
     x = (np.asarray(image) / 255.0).astype(np.float32)
+    if x.ndim == 2:
+        x = x[..., None]
     h, w = x.shape[:2]
-    planar = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
-    total = torch.zeros_like(planar)
+    # (1, C, H, W) over the HWC array: torch's channels-last layout, no copy; its bilinear kernel for that
+    # layout is faster and computes each value with the same operations (tests/test_corruptions.py checks)
+    pixels = torch.from_numpy(x)[None].permute(0, 3, 1, 2)
+    total = torch.zeros_like(pixels)
     with torch.no_grad(), _torch_single_thread():
         for factor in factors:
             (top0, crop0, size0, trim0), (top1, crop1, size1, trim1) = _zoom_window(h, factor), _zoom_window(w, factor)
-            zoomed = F.interpolate(planar[..., top0 : top0 + crop0, top1 : top1 + crop1], size=(size0, size1),
+            zoomed = F.interpolate(pixels[..., top0 : top0 + crop0, top1 : top1 + crop1], size=(size0, size1),
                                    mode="bilinear", align_corners=True)
             total += zoomed[..., trim0 : trim0 + h, trim1 : trim1 + w]
-    out = total[0].numpy().transpose(1, 2, 0)
-    return _unit_to_uint8((x + out) / (len(factors) + 1))
+    out = total[0].permute(1, 2, 0).numpy()
+    return _unit_to_uint8((x + out) / (len(factors) + 1)).reshape(np.shape(image))
 
 
 def snow(image, rng, severity: int) -> np.ndarray:
@@ -717,12 +721,21 @@ def brightness(image, rng, severity: int) -> np.ndarray:
 
 
 def contrast(image, rng, severity: int) -> np.ndarray:
-    x = _unit(image)
-    means = x.mean(axis=(0, 1), keepdims=True)
-    x -= means
-    x *= CONTRAST[severity - 1]
-    x += means
-    return _unit_to_uint8(x)
+    """Each channel's output depends only on its input byte: the original's float64 arithmetic is done on
+    the 256 possible values (a table per channel) instead of on every pixel; same operations, same bytes."""
+    x = np.asarray(image)
+    means = _unit(x).mean(axis=(0, 1), keepdims=True)  # the original's mean, same summation
+    if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] not in (1, 3, 4):
+        y = _unit(x)
+        y -= means
+        y *= CONTRAST[severity - 1]
+        y += means
+        return _unit_to_uint8(y)
+    table = np.repeat(_unit(np.arange(256))[None, :, None], x.shape[2], axis=2)  # (1, 256, C)
+    table -= means
+    table *= CONTRAST[severity - 1]
+    table += means
+    return cv2.LUT(x, _unit_to_uint8(table)).reshape(x.shape)
 
 
 def saturate(image, rng, severity: int) -> np.ndarray:
