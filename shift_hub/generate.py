@@ -178,8 +178,8 @@ LARGE_IMAGE_PIXELS = 4_000_000  # after an image this large, the heap it needed 
 def _return_freed_memory() -> None:
     """glibc keeps the heap a large image needed after it is freed, and fragments left in it make later
     images grow it further: a worker's RSS then climbs with the large photos it has seen (1.1 GB after the
-    12 MP tail of bench/bench_scale.py). malloc_trim returns the free pages to the OS; it costs about a
-    millisecond and only runs after large images. Elsewhere than glibc it does nothing."""
+    12 MP tail of bench/bench_scale.py). malloc_trim returns the free pages to the OS; it costs a
+    few milliseconds and only runs after large images. Elsewhere than glibc it does nothing."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -261,6 +261,10 @@ _CARTOON = [
         name="cartoon_classic",
         family="cartoon",
         fn="shift_hub.shifts.cartoon_classic:cartoon_classic",
+        # declared here, not only in the module, so that it enters the shards' fingerprint: folders made with
+        # the earlier 2 MP value are refused on resume instead of mixing two segmentations
+        params={"segment_max_pixels": Param(int, 1_000_000, min=65_536, help="images above this many pixels "
+                                            "are segmented on an area-averaged copy of this size (bounds memory)")},
         description="A weight-free cartoon from White-box Cartoonization's hand-made representations: a "
         "self-guided-filter surface blended with Felzenszwalb superpixels in adaptive colours, with dark "
         "contours where the superpixel colours jump.",
