@@ -16,7 +16,10 @@ from shift_hub.generate import generate
 
 
 def _evaluate(tmp_path: Path, out: Path, extra: list[str], processes: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    scratch = tmp_path / "tmp"  # torchrun leaves a torchelastic_* folder in TMPDIR: keep it in pytest's tmp
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "TMPDIR": str(scratch)}
     launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                "-m", "shift_hub.cli"] if processes > 1 else [sys.executable, "-m", "shift_hub.cli"])
     cmd = [*launch, "evaluate", "efficientnet_lite0", "--out", str(out), "--batch-size", "3", "--num-workers", "0",
