@@ -10,11 +10,12 @@ photos embedded in scikit-image, scikit-learn and matplotlib, so every source pa
     DIR/bbox_val/ILSVRC2012_val_XXXXXXXX.xml                      one PASCAL VOC box per image (GrabCut, XImageNet-12)
 
 Each image is a crop of one sample photo around its object (box known per photo), scaled to a size
-from an approximation of ImageNet val's mix (spread evenly over the numbers, see size_position) (mostly 500x375, 375x500, 500x333; a 5% tail of large
-photos up to 4000 px on the long side), maybe mirrored, colour-jittered, now and then grey or CMYK, saved as
-JPEG at quality 75-95. The box follows the crop. Image i depends only on (seed, i): any worker count,
-any order, same bytes. The CLS-LOC IDs are a fixed permutation of the WNIDs (not the real devkit's
-order), so the ID -> WNID step is exercised; the labels are the photos' own (tabby, espresso, ...).
+from an approximation of ImageNet val's mix (mostly 500x375, 375x500, 500x333; a 5% tail of large photos
+up to 4000 px on the long side), spread evenly over the image numbers (see size_position), maybe mirrored,
+colour-jittered, now and then grey or CMYK, saved as JPEG at quality 75-95. The box follows the crop.
+Image i depends only on (seed, i): any worker count, any order, same bytes. The CLS-LOC IDs are a fixed
+permutation of the WNIDs (not the real devkit's order), so the ID -> WNID step is exercised; the labels
+are the photos' own (tabby, espresso, ...).
 
     .venv/bin/python bench/make_synthetic_imagenet.py --n 50000 --out /data/synthetic_imagenet --workers 8
     .venv/bin/shift-hub generate clean blur_bg --source devkit:/data/synthetic_imagenet --limit 20 --out X
@@ -87,7 +88,7 @@ def _photos() -> tuple[tuple[str, str, np.ndarray], ...]:
 def size_position(number: int, seed: int = 0) -> float:
     """Where image `number` falls in SIZE_MIX, in [0, 1): a golden-ratio (Weyl) sequence rather than independent
     draws, so that every prefix of N images holds each size class, and the large tail's sizes, in their shares
-    to within about log(N)/N. Independent draws give 10 +- 3 large photos in 200, and since a large photo costs
+    to within about log(N)/N. Independent draws would give 10 +- 3 large photos in 200, and since a large photo costs
     up to 60x a 500 px one, per-image cost at two N would differ by chance alone."""
     offset = float(np.random.default_rng([seed, 1]).random())
     return (offset + number * GOLDEN) % 1.0
