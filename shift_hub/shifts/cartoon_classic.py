@@ -29,7 +29,9 @@ PARAMS = {
     "edge_darkness": 0.35,  # edge pixels keep this fraction of their brightness
     # Felzenszwalb needs ~330 bytes a pixel (8 GB at 24 MP): larger images are segmented, and their
     # segments coloured, on an area-averaged copy of this many pixels; the labels are scaled back (nearest).
-    # 1 MP (330 MB) keeps a worker under 1 GB on ImageNet's largest photos; ImageNet's typical 0.19 MP is untouched
+    # 1 MP (330 MB) keeps a worker under 1 GB on ImageNet's largest photos; ImageNet's typical 0.19 MP is untouched.
+    # The registry declares the same default (so it is in the fingerprint) and passes it on every run; this
+    # copy serves direct calls of the function
     "segment_max_pixels": 1_000_000,
 }
 
