@@ -189,7 +189,7 @@ def _push(args) -> int:
     from .hub.push import push
 
     push(args.dir, args.repo_id, configs=args.configs, private=args.private, revision=args.revision,
-         dry_run=args.dry_run)
+         dry_run=args.dry_run, overwrite=args.overwrite)
     return 0
 
 
@@ -221,8 +221,24 @@ def _mask_options(args):
                        grabcut_max_side=args.grabcut_max_side, inpaint_model=args.inpaint_model)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A wrong option is one line naming the fix, not the whole usage text first (subcommands inherit this)."""
+
+    def error(self, message: str):
+        print(f"shift-hub: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption, `kill`): unwound like Ctrl-C, so temp files go and the run says so."""
+
+
+def _stop_on_sigterm(signum, frame):
+    raise Stopped()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shift-hub", description=DESCRIPTION,
+    parser = _Parser(prog="shift-hub", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug lines from shift_hub's logger")
@@ -305,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
     p.add_argument("--revision", help="branch to push to (created from main if missing)")
     p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, upload nothing")
+    p.add_argument("--overwrite", action="store_true",
+                   help="also delete files in the pushed configs' folders on the Hub that shift_hub did not write")
     p.set_defaults(func=_push)
 
     p = sub.add_parser("push-results", epilog=EXAMPLES["push-results"],
@@ -333,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `shift-hub list | head` ends quietly
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     args = build_parser().parse_args(argv)
     _configure_logging(verbose=args.verbose, quiet=getattr(args, "quiet", False))
     from .folder import FolderError
@@ -347,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(exc.args[0] if exc.args else exc)
     except FileNotFoundError as exc:  # ours carry a sentence; the OS's an errno, a text and the file name
         return _error(describe_exception(exc) if exc.strerror else exc.args[0] if exc.args else exc)
+    except Stopped:
+        return _error("stopped (SIGTERM); finished shards are kept: rerun the same command to resume", 143)
     except KeyboardInterrupt:
         return _error("interrupted; finished shards are kept and a rerun of the same command resumes", 130)
     except Exception as exc:  # anything unforeseen: its type and message in one line, never a bare errno

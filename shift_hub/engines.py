@@ -79,14 +79,79 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def check_engine(engine: str) -> None:
+def check_engine(engine: str, ray_address: str | None = None) -> None:
     if engine not in ("local", "ray"):
         raise GenerationError(f"unknown engine {engine!r}: local (processes on this machine) or ray")
     if engine == "ray":
         try:
-            import ray  # noqa: F401
+            import ray
         except ImportError:
             raise GenerationError("--engine ray needs Ray: pip install 'shift-hub[ray]'") from None
+        if not ray.is_initialized():  # an initialized Ray is used as it is, whatever the address says
+            check_ray_address(ray_address)
+
+
+RAY_PROBE_TIMEOUT_S = 4.0
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
+
+
+def check_ray_address(address: str | None) -> None:
+    """The address (or $RAY_ADDRESS) names a Ray head that answers, said in one line in seconds: `ray.init`
+    on a dead address, or on a port that is not Ray's, waits for minutes printing C++ warnings."""
+    flag = "--ray-address" if address else "$RAY_ADDRESS"
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address in (None, "auto", "local"):  # a new local Ray, or the one `ray start` recorded on this machine
+        return
+    host, port = _ray_host_port(address, flag)
+    drop = "drop --ray-address" if flag == "--ray-address" else "unset RAY_ADDRESS"
+    start = f"start a cluster with `ray start --head` and pass the address it prints, or {drop} to run Ray here"
+    why = _probe_grpc(host, port)
+    if why:
+        raise GenerationError(f"{flag} {address}: no Ray cluster answers there ({why}); {start}")
+
+
+def _ray_host_port(address: str, flag: str) -> tuple[str, int]:
+    """(host, port) of `HOST:PORT`, `[IPv6]:PORT` or `ray://HOST:PORT`; anything else is one line naming the flag."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    if not (sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise GenerationError(f"{flag} {address!r} is not a Ray address: give HOST:PORT of a running Ray head (e.g. "
+                              "127.0.0.1:6379, as `ray start --head` prints it), ray://HOST:10001 or auto, or "
+                              f"{'drop --ray-address' if flag == '--ray-address' else 'unset RAY_ADDRESS'} to run "
+                              "Ray on this machine")
+    return host, int(port)
+
+
+def _probe_grpc(host: str, port: int) -> str | None:
+    """Why (host, port) is not a gRPC server such as Ray's GCS, or None: it must accept a connection and answer
+    the HTTP/2 preface with a SETTINGS frame (a TLS cluster, RAY_USE_TLS=1, is only connected to)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=RAY_PROBE_TIMEOUT_S) as conn:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return None
+            conn.sendall(_HTTP2_PREFACE)
+            head = _read_exactly(conn, 9)
+    except socket.gaierror:
+        return f"unknown host {host}"
+    except socket.timeout:
+        return f"no answer within {RAY_PROBE_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if len(head) == 9 and head[3] == 4:  # a frame of type SETTINGS: an HTTP/2 (gRPC) server
+        return None
+    return "the port is open but is not a Ray head's GCS port, e.g. the dashboard's 8265; Ray's default is 6379"
+
+
+def _read_exactly(conn, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        block = conn.recv(n - len(data))
+        if not block:
+            break
+        data += block
+    return data
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -96,7 +161,7 @@ def run(jobs: list[ShardJob], source, *, state=None, num_proc: int = 1, engine: 
         log: Callable[[str], None] | None = None) -> list[ConfigReport]:
     """Run every job; shards another live run is writing are waited for at the end, then written if that
     run died. Returns one report per job run (busy ones once more after the wait)."""
-    check_engine(engine)
+    check_engine(engine, ray_address)
     jobs = longest_first(jobs)
     reports = _run_with(engine, jobs, source, state, num_proc, ray_address, update, wait=False)
     busy = [j for j, r in zip(jobs, reports) if r.busy]

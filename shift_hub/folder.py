@@ -163,6 +163,48 @@ def check_config(out: str | Path, name: str) -> ConfigCheck:
     return result
 
 
+def planned_ids(out: str | Path, name: str) -> tuple[set[str], bool]:
+    """(the image ids a config's present shards were planned over, whether its shard set is complete):
+    the rows' ids plus the ids each footer records as skipped. Damaged or foreign shards are ignored."""
+    import pyarrow.parquet as pq
+
+    ids: set[str] = set()
+    check = check_config(out, name)
+    for path in check.shards:
+        try:
+            meta = shard_metadata(path)
+            ids.update(pq.read_table(path, columns=["image_id"]).column("image_id").to_pylist())
+        except Exception:  # noqa: BLE001 - damaged or foreign: not evidence of a plan
+            continue
+        ids.update(s["image_id"] for s in meta.get("skipped", []))
+    return ids, not check.problems
+
+
+def other_images(out: str | Path, names: list[str], ids: list[str]) -> list[tuple[str, int]]:
+    """(config, images it was planned over) for each config in `out`, other than `names`, planned over other
+    images than `ids` (a complete config must hold exactly them, an unfinished one a subset of them)."""
+    out, wanted = Path(out), set(ids)
+    if not out.is_dir():
+        return []
+    differing = []
+    for config in sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if config in names or not shard_files(out / config):
+            continue
+        theirs, complete = planned_ids(out, config)
+        if theirs and (theirs != wanted if complete else not theirs <= wanted):
+            differing.append((config, len(theirs)))
+    return differing
+
+
+def only_missing(check: ConfigCheck) -> str | None:
+    """'K of N planned shards written' when a config's only problem is shards not written yet (a run still
+    writing it, or one that was stopped), else None. Path-free: cards and results.json carry it."""
+    counts = {int(m.group(2)) for p in check.shards if (m := SHARD_PATTERN.match(p.name))}
+    if check.problems and len(counts) == 1 and all(" missing; " in p for p in check.problems):
+        return f"{len(check.shards)} of {counts.pop()} planned shards written"
+    return None
+
+
 def check(out: str | Path, configs: list[str] | None = None) -> dict[str, ConfigCheck]:
     """`check_config` for the given configs, or for every folder under `out` that holds shards."""
     out = Path(out)
@@ -241,6 +283,20 @@ def shard_lock(shard: str | Path, wait: bool = False) -> Iterator[bool]:
 def lock_owner(shard: str | Path) -> str:
     """Who last took a shard's lock ("pid N on HOST"), for messages about a busy shard."""
     return _read_owner(lock_path(shard))
+
+
+@contextmanager
+def commit_lock(config_dir: str | Path) -> Iterator[None]:
+    """Held for the instant a run checks a config folder and renames a finished shard into it (or removes
+    shards with --overwrite): a run with other settings can then never slip a shard in between the check
+    and the rename. Held for milliseconds, so waiting on it is fine."""
+    from filelock import FileLock
+
+    config_dir = Path(config_dir)
+    path = config_dir.parent / LOCK_DIR / f"{config_dir.name}.commit.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path), timeout=600):
+        yield
 
 
 @contextmanager

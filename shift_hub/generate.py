@@ -8,6 +8,7 @@ duplicated; a shard made with other settings is never silently mixed in or overw
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
@@ -214,12 +215,50 @@ def run_shard(job: ShardJob, source: Source, progress=None, wait: bool = False) 
             if progress:
                 progress(len(job.examples))
             return report
+        refuse_other_settings(job)  # the start-up check is not enough: another run may have written meanwhile
         import time
 
         started = time.perf_counter()
         _write_shard(job, iter_rows(job, source, report, progress), report)
         report.seconds += time.perf_counter() - started
     return report
+
+
+def refuse_other_settings(job: ShardJob) -> None:
+    """Stop when a concurrent run with other settings has written this config meanwhile: a shard at this
+    job's name with another fingerprint, or shards of another plan (another --shard-size). Called under
+    the shard's lock just before writing, so two runs that differ never both finish with a mixed folder;
+    whatever was there before this run started was already refused (or removed with --overwrite)."""
+    path = Path(job.path)
+    ours = f"-of-{job.count:05d}.parquet"
+    others = [p for p in folder.shard_files(path.parent) if not p.name.endswith(ours)]
+    if path.exists():
+        others.insert(0, path)
+    if others:
+        owner = folder.lock_owner(others[0])
+        raise GenerationError(
+            f"{path.parent}: {others[0].name} was written meanwhile by another run with other settings"
+            f"{f' ({owner})' if owner else ''}; stopped, nothing was deleted: let that run finish, then rerun "
+            "with --overwrite to replace its shards, or choose another --out")
+
+
+def verify_written(planned: list[ShardJob]) -> None:
+    """When the run ends, every planned shard on disk must carry this run's fingerprint and no other plan's
+    shard may sit beside them: a concurrent run with other settings that replaced ours (it held
+    --overwrite) makes this run fail instead of reporting success over a folder it does not describe."""
+    names: dict[Path, set] = {}
+    for job in planned:
+        names.setdefault(Path(job.path).parent, set()).add(Path(job.path).name)
+        if Path(job.path).exists() and folder.readable_fingerprint(job.path) != job.fingerprint:
+            raise GenerationError(
+                f"{job.path}: replaced meanwhile by another run with other settings; this run's output is not "
+                "complete: rerun when that run has finished (with --overwrite to replace its shards)")
+    for config_dir, planned_names in names.items():
+        strays = [p.name for p in folder.shard_files(config_dir) if p.name not in planned_names]
+        if strays:
+            raise GenerationError(
+                f"{config_dir}: {strays[0]} was written meanwhile by another run with other settings; this run's "
+                "output is not complete: rerun when that run has finished (with --overwrite to replace its shards)")
 
 
 def _extra_inputs(job: ShardJob, source: Source, example: Example, decoded: np.ndarray) -> dict:
@@ -239,6 +278,8 @@ def _batched_extra(job: ShardJob, source: Source, example: Example, decoded: np.
         report.skipped.append({"image_id": example.image_id, "reason": str(exc)})
         return None
 
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # the disk failed, not the data
 
 ROW_GROUP = 100  # rows per parquet row group: what a shard holds in memory at once
 
@@ -265,7 +306,16 @@ def _write_shard(job: ShardJob, rows: Iterator[dict], report: ConfigReport) -> N
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 report.written += len(batch)
             writer.add_key_value_metadata({META_KEY: json.dumps(_footer(job, report), sort_keys=True).encode()})
-        os.replace(tmp, path)
+        with folder.commit_lock(path.parent):  # check and rename as one step against runs with other settings
+            refuse_other_settings(job)
+            os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a lost mount: say where, and that nothing finished is lost
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+        raise GenerationError(f"{path}: cannot be written ({reason}); free space there or choose another --out: "
+                              "finished shards are kept and a rerun of the same command resumes") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -360,11 +410,17 @@ def _pending(jobs: list[ShardJob], overwrite: bool, log=None) -> list[ShardJob]:
         raise GenerationError(f"{config_dir}: holds shards made with other settings or by another program "
                               f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); nothing was deleted: "
                               "rerun with --overwrite to replace them, or choose another --out")
-    for p in foreign:
-        p.unlink()
-    for j in mismatched:
-        Path(j.path).unlink()
+    if foreign or mismatched:
+        with folder.commit_lock(config_dir):
+            _remove(foreign, mismatched)
     return [j for j in jobs if not Path(j.path).exists()]
+
+
+def _remove(foreign: list[Path], mismatched: list[ShardJob]) -> None:
+    for p in foreign:
+        p.unlink(missing_ok=True)
+    for j in mismatched:
+        Path(j.path).unlink(missing_ok=True)
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -448,7 +504,7 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
     from .registry import expand
 
     slice_ = engines.parse_shard(shard) if isinstance(shard, str) else shard
-    engines.check_engine(engine)  # a missing Ray is said before any work
+    engines.check_engine(engine, ray_address)  # a missing Ray or a dead --ray-address is said before any work
     if isinstance(source, str):
         source = open_source(source)
     out = Path(out)
@@ -459,6 +515,8 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
     main = state is None or state.is_main_process
     if main:
         folder.check_output_folder(out, overwrite)
+        if not overwrite:
+            _refuse_other_images(out, specs, examples)
     log = logger.warning  # waits, moved damaged files, a deferred card: said even with --quiet
     mask_context = _mask_context(specs, examples, source, out, masks)
     planned: list[ShardJob] = []
@@ -491,6 +549,8 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
                               ray_address=ray_address, update=bar.update, log=log):
         _merge(reports[report.config], report)
     bar.close()
+    if main:
+        verify_written(planned)
     if card and main:
         missing = [j for j in planned if not Path(j.path).exists()]
         if not missing:
@@ -501,6 +561,18 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
             log(f"{len(missing)} planned shard(s) are not written yet (other --shard slices?): the card is written "
                 f"by the run that completes them, or by `shift-hub card {out}`")
     return reports
+
+
+def _refuse_other_images(out: Path, specs: list[ShiftSpec], examples: list[Example]) -> None:
+    """A config planned over other images than the folder's other configs would be compared with them (drops,
+    mCE) over different images: refused, as other settings are, unless --overwrite."""
+    differing = folder.other_images(out, [s.name for s in specs], [e.image_id for e in examples])
+    if differing:
+        shown = ", ".join(f"{name} ({n} images)" for name, n in differing[:3]) + (", ..." if len(differing) > 3 else "")
+        raise GenerationError(
+            f"{out}: this run plans {len(examples)} images but the folder's {shown} were planned over other "
+            "images, so scores in this folder would compare different images: choose another --out, or pass "
+            "--overwrite to add the configs anyway (evaluation then computes drops on the shared images)")
 
 
 def encoding_for(spec: ShiftSpec, png: bool = False) -> Encoding:

@@ -611,7 +611,7 @@ def _segmenter(model: str):
         from transformers import pipeline
 
         device = 0 if torch.cuda.is_available() else -1
-        return pipeline("image-segmentation", model=str(folder), device=device)
+        return pipeline("image-segmentation", model=str(folder), device=device, trust_remote_code=False)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for what is not a model
         raise MaskUnavailable(f"--mask-model {model}: cannot be loaded as a transformers image-segmentation "
                               f"model ({_one_line(exc)}); pass a folder saved with save_pretrained or a "

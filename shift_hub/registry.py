@@ -552,7 +552,16 @@ def get(name: str) -> ShiftSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UnknownConfig(f"unknown shift config {name!r}; `shift-hub list` shows the {len(REGISTRY)} known ones") from None
+        near = nearest(name, [*REGISTRY, *groups(), *{n.rsplit("_", 1)[0] for n in REGISTRY}])
+        raise UnknownConfig(f"unknown shift config {name!r}" + (f"; nearest: {', '.join(near)}" if near else "")
+                            + f"; `shift-hub list` shows the {len(REGISTRY)} known ones") from None
+
+
+def nearest(name: str, names, n: int = 5) -> list[str]:
+    """The few known names closest to a mistyped one, for error messages (never the whole list)."""
+    import difflib
+
+    return difflib.get_close_matches(name, sorted(set(names)), n=n, cutoff=0.6)
 
 
 def groups() -> dict[str, list[str]]:

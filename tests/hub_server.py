@@ -1,4 +1,11 @@
-"""A small Hub-compatible HTTP server on 127.0.0.1 for round-trip tests of `shift-hub push`.
+"""A small Hub-compatible HTTP server on 127.0.0.1 for round-trip tests of `shift-hub push`, and a local
+Hub to try `shift-hub push` / `push-results` offline:
+
+    python tests/hub_server.py [--port N] [--namespace NS ...]     # prints the lines to export, then serves
+
+Any token is accepted (user `tester`, member of `org`; `--namespace` adds writable namespaces). State is in
+memory and gone when it stops. The server speaks LFS, not Xet: shift-hub push uses LFS by itself for any
+endpoint other than huggingface.co; other clients need HF_HUB_DISABLE_XET=1 (its Xet token route says so).
 
 It implements the endpoints the real huggingface_hub 2.x and datasets clients call when pushing with
 `create_repo` + `upload_folder` (LFS transfer, i.e. HF_HUB_DISABLE_XET=1), when loading a dataset, and when
@@ -20,6 +27,7 @@ committing to a model repo directly or through a pull request (`create_commit(cr
     GET  /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]       tree listing
     POST /api/{type}s/{ns}/{name}/paths-info/{rev}          paths info
     GET|HEAD /{prefix}{ns}/{name}/resolve/{rev}/{path}      file content, ETag, X-Repo-Commit, ranges
+    GET  /api/{type}s/{ns}/{name}/xet-write-token/{rev}     501: no Xet here, use LFS (HF_HUB_DISABLE_XET=1)
 
 State is in memory. A commit replaces a branch head in one step, so a request that fails or is cut
 never leaves a partial commit. Every token is user `tester`, member of `org`: it may write repos in the
@@ -376,6 +384,10 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(rf"/api/{TYPED}/{REPO}/(?P<op>preupload|commit|tree|paths-info|commits|branch)/(?P<rest>.+)", path)
         if m:
             return getattr(self, "_" + m["op"].replace("-", "_"))(m, method, query, body)
+        m = re.fullmatch(rf"/api/{TYPED}/{REPO}/xet-(?:read|write)-token/.+", path)
+        if m:  # huggingface_hub with hf_xet asks here first and has no LFS fallback: say what to do
+            raise HubError(501, "this local Hub speaks LFS, not Xet: set HF_HUB_DISABLE_XET=1 for this client "
+                                "(shift-hub push does so by itself for endpoints other than huggingface.co)")
         m = re.fullmatch(rf"/api/{TYPED}/{REPO}/discussions", path)
         if m and method == "GET":
             return self._discussions(m, query)
@@ -613,9 +625,38 @@ class HubServer(ThreadingHTTPServer):
         self.server_close()
 
 
-if __name__ == "__main__":  # run standalone: python tests/hub_server.py [PORT]
-    import sys
+def usage_lines(server: HubServer) -> list[str]:
+    """What a user types to point shift-hub (and huggingface_hub, datasets) at this server."""
+    namespaces = ", ".join(sorted(server.state.writers))
+    return [f"local Hub on {server.url} (writable namespaces: {namespaces}; any token; Ctrl-C stops it)",
+            "in another shell:",
+            f"  export HF_ENDPOINT={server.url}",
+            "  export HF_TOKEN=hf_local_anything",
+            "  shift-hub push OUT/ org/shift_hub --dry-run && shift-hub push OUT/ org/shift_hub"]
 
-    server = HubServer(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
-    print(f"fake Hub on {server.url}", flush=True)
-    server.serve_forever()
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A local Hub-compatible server for trying shift-hub push offline.")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--namespace", action="append", default=[], metavar="NS",
+                        help="also allow writes to this namespace (tester and org always are); repeatable")
+    args = parser.parse_args(argv)
+    try:
+        server = HubServer(args.port)
+    except OSError as exc:
+        parser.exit(2, f"hub_server: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}\n")
+    server.state.writers.update(args.namespace)
+    print("\n".join(usage_lines(server)), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

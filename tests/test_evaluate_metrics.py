@@ -150,12 +150,12 @@ def test_summarize_derives_corruptions_from_registry(monkeypatch):
                                   severity=sev, group="imagenet_c")
         monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
 
-    def row(config, correct, conf=0.9):
-        return {"config": config, "image_id": "x", "scorable": True, "correct": correct, "correct5": True,
-                "confidence": conf, "label_space": "imagenet-1k", "targets": [1]}
+    def rows_of(config, hits, conf=0.9):  # one row per image i0..i3, paired across configs by id
+        return [{"config": config, "image_id": f"i{i}", "scorable": True, "correct": hit, "correct5": True,
+                 "confidence": conf, "label_space": "imagenet-1k", "targets": [1]} for i, hit in enumerate(hits)]
 
-    rows = ([row("clean", True)] * 3 + [row("clean", False)] + [row("fog_1", True)] * 2 + [row("fog_1", False)] * 2
-            + [row("fog_2", False)] * 4)
+    rows = (rows_of("clean", [True, True, True, False]) + rows_of("fog_1", [True, True, False, False])
+            + rows_of("fog_2", [False] * 4))
     out = M.summarize(rows, ["clean", "fog_1", "fog_2"])
     per = out["per_config"]
     assert per["clean"]["top1"] == 0.75 and per["fog_1"]["top1"] == 0.5

@@ -144,11 +144,12 @@ def test_card_is_committed_with_or_after_the_data(out, monkeypatch):
     from shift_hub.hub import push
 
     the_plan = push.plan(out, "org/x", ["clean"], remote=False)
+    the_plan.deletions = ["clean/validation-00000-of-00009.parquet"]  # exactly what the plan lists goes
     shard, thumb = "clean/validation-00000-of-00001.parquet", "thumbnails/clean.jpg"
     monkeypatch.setattr(push, "xet_uploads", lambda: False)
     api = RecordingApi()
     push._upload(api, the_plan)  # LFS: upload_folder makes one commit of everything
-    assert api.calls == [("upload_folder", ["README.md", shard, "eval.yaml", thumb], ["clean/*"])]
+    assert api.calls == [("upload_folder", ["README.md", shard, "eval.yaml", thumb], the_plan.deletions)]
 
     monkeypatch.setattr(push, "xet_uploads", lambda: True)  # may split in commits
     api = RecordingApi(["README.md", shard, "clean/validation-00000-of-00009.parquet", "clean_full/a.parquet"])

@@ -74,8 +74,8 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
              batch_size: int = 32, num_workers: int | None = None, device: str | None = None, amp: bool = False,
              split: str = "validation", data_revision: str | None = None, label_space: str | None = None,
              limit: int | None = None, allow_partial: bool = False, out=None, plots: bool = True,
-             on_the_fly: bool = False,
-             progress: bool = False, seed: int = 0, dataset_id: str | None = None) -> EvaluationResult:
+             on_the_fly: bool = False, progress: bool = False, seed: int = 0, dataset_id: str | None = None,
+             trust_remote_code: bool = False) -> EvaluationResult:
     """Score `model` on the configs of `data` and return (and with `out`, write) the results.
 
     model: embedded `efficientnet_lite0` (default; lite1/lite2 when installed), a transformers folder
@@ -88,6 +88,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         `.eval_results/shift_hub.yaml` (a Hub source names itself; its commit is resolved and pinned).
     on_the_fly: `data` is a source (`samples`, `devkit:ROOT`, ...): apply the CPU configs while loading,
         writing nothing; the images are byte-identical to the stored configs.
+    trust_remote_code: let a transformers checkpoint run its own code (config `auto_map`); refused otherwise.
     A config whose shards cannot be read, or an image that cannot be decoded, is left out and listed in
     `results["unreadable"]` so the rest is still scored; DataError only when nothing could be read.
     """
@@ -96,7 +97,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     from .metrics import summarize
     from .models import load_model
     from .report import build_results, describe_unreadable
-    from .runner import DataError, open_data, pick_device, run
+    from .runner import DataError, label_space_fallbacks, open_data, pick_device, run
 
     _check_options(batch_size, num_workers, limit)
     from .models import check_offline_availability
@@ -109,7 +110,8 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     log = logging.getLogger("shift_hub")
     started = time.perf_counter()
     log.info(f"loading model {model or 'efficientnet_lite0'} ...")
-    classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial)  # fail fast
+    classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial,
+                            trust_remote_code=trust_remote_code)  # fail fast
     log.info(f"loaded {classifier.name} in {time.perf_counter() - started:.1f} s")
     generated_from = None
     if on_the_fly:  # shift the source's images in the loader: nothing is written
@@ -134,7 +136,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         raise DataError(f"no image could be read: {describe_unreadable(unreadable)}")
     names = [p.name for p in parts]
     if source.get("kind") == "local":
-        pinned = provenance.local_record(Path(source["source"]), names)
+        pinned = provenance.local_record(Path(source["source"]), [f for p in parts for f in p.fingerprints])
     source = {**source, **pinned, "configs_available": pinned.get("configs_available") or names}
     if generated_from:
         source = {**source, "generated_from": generated_from, "seed": seed}
@@ -145,8 +147,11 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         raise DataError("no image has an ImageNet-1k label in the model's label space: nothing could be scored")
     options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space}
     model_record = provenance.model_record(classifier, model if isinstance(model, str) else None)
-    result = EvaluationResult(build_results(model_record, source, names, scored, options, unreadable,
-                                            provenance.environment()), rows)
+    results = build_results(model_record, source, names, scored, options, unreadable, provenance.environment())
+    results["label_space_fallbacks"] = label_space_fallbacks(parts, label_space)
+    for config, why in results["label_space_fallbacks"].items():
+        results["metrics"][config]["label_space_fallback"] = why
+    result = EvaluationResult(results, rows)
     if out is not None:
         result.save(out, plots=plots)
     return result

@@ -45,6 +45,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="mixed precision forward")
     p.add_argument("--limit", type=_at_least(1), help="first N images per config")
     p.add_argument("--allow-partial", action="store_true", help="score models covering only part of ImageNet-1k")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let a transformers checkpoint run its own Python code (config auto_map); refused otherwise")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any config or image could not be read (they are always reported)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (report.html keeps the table)")
@@ -115,7 +117,7 @@ def _run(args) -> int:
         batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, amp=args.amp,
         split=args.split, data_revision=args.data_revision, label_space=args.label_space, limit=args.limit,
         allow_partial=args.allow_partial, out=args.out, plots=not args.no_plots, progress=not args.quiet,
-        dataset_id=args.dataset_id, on_the_fly=args.on_the_fly,
+        dataset_id=args.dataset_id, on_the_fly=args.on_the_fly, trust_remote_code=args.trust_remote_code,
     )
     from .runner import is_main_process
 
@@ -131,6 +133,12 @@ def _run(args) -> int:
         from .report import describe_unreadable
 
         print(f"shift-hub: error: --strict: could not read {describe_unreadable(unreadable)}", file=sys.stderr)
+        return 1
+    if result.results["data"].get("incomplete") and args.strict:
+        from .report import describe_incomplete
+
+        print(f"shift-hub: error: --strict: incomplete config(s): {describe_incomplete(result.results)}; rerun "
+              "the generate run that makes them, then evaluate again", file=sys.stderr)
         return 1
     return 0
 
@@ -153,7 +161,7 @@ def _run_many(args, models: list[str]) -> int:
         limit=args.limit, on_the_fly=args.on_the_fly, expected_errors=_expected_errors(),
         batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, amp=args.amp, split=args.split,
         data_revision=args.data_revision, label_space=args.label_space, allow_partial=args.allow_partial,
-        dataset_id=args.dataset_id,
+        dataset_id=args.dataset_id, trust_remote_code=args.trust_remote_code,
     )
     for result in many.results:
         print(result.markdown() + "\n")
@@ -168,8 +176,8 @@ def _run_many(args, models: list[str]) -> int:
             print(f"wrote {kind}: {path}")
     for spec, why in many.failures.items():
         print(f"shift-hub: error: {spec}: {_cli_words(why)}", file=sys.stderr)
-    if args.strict and any(r.results.get("unreadable") for r in many.results):
-        print("shift-hub: error: --strict: some configs or images could not be read (see the tables)", file=sys.stderr)
+    if args.strict and any(r.results.get("unreadable") or r.results["data"].get("incomplete") for r in many.results):
+        print("shift-hub: error: --strict: some configs were incomplete or could not be read (see the tables)", file=sys.stderr)
         return 1
     return 2 if many.failures else 0
 

@@ -25,7 +25,7 @@ def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: 
     """Render report.html at `path`; `plots` maps a plot key (see PLOT_TITLES) to its PNG."""
     from jinja2 import Environment
 
-    from .report import describe_unreadable
+    from .report import describe_incomplete, describe_unreadable
 
     folder, why_not = image_folder(results)
     gallery = _gallery(results, rows, folder, per_config) if folder else []
@@ -37,6 +37,7 @@ def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: 
                for k, p in (plots or {}).items() if p and Path(p).is_file()],
         gallery=gallery, gallery_unavailable=why_not, thumb=THUMB,
         unreadable=describe_unreadable(results["unreadable"]) if results.get("unreadable") else "",
+        incomplete=describe_incomplete(results) if results["data"].get("incomplete") else "",
     )
     path = Path(path)
     path.write_text(page, encoding="utf-8")
@@ -133,8 +134,12 @@ def _table(results: dict) -> list[list[dict]]:
             extra.append(f"+{unread} unreadable")
         images = {"text": f"{m['n_scored']}" + (f" ({', '.join(extra)})" if extra else ""), "sort": str(m["n_scored"])}
         space = m.get("label_space") or ""
-        out.append([{"text": name, "sort": name}, {"text": space or "-", "sort": space}, images,
-                    _pct_cell(m["top1"]), _pct_cell(m["top5"]), _pct_cell(d.get("abs")), _pct_cell(d.get("rel")),
+        space_text = space + (f" (fallback: {m['label_space_fallback']})" if m.get("label_space_fallback") else "")
+        drop_abs = _pct_cell(d.get("abs"))
+        if d.get("shared_only"):  # the two configs hold different images: the drop is over the shared ones
+            drop_abs = {**drop_abs, "text": f"{drop_abs['text']} (on {d['images']} shared images)"}
+        out.append([{"text": name, "sort": name}, {"text": space_text or "-", "sort": space}, images,
+                    _pct_cell(m["top1"]), _pct_cell(m["top5"]), drop_abs, _pct_cell(d.get("rel")),
                     _pct_cell(m.get("ece"))])
     return out
 

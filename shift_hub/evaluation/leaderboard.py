@@ -15,13 +15,17 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..hub.cards import md_escape
 from ..hub.eval_yaml import tasks_for
 from .eval_results import task_value
+from .report import draw_plot, md_code, plain_text_figure, remove_stale_plot
 
 CLEAN = "clean_top1"
 BASELINES = ("clean_top1", "clean_full_top1")
 EPS = 1e-3  # accuracies are clipped to [EPS, 1 - EPS] before the logit (0 % or 100 % has no logit)
 MEAN = "mean_shifted_top1"
+PLOT_FILE = "effective_robustness.png"
+MINUS = "\u2212"  # the minus sign: `0.803 x − 1.362`, never `+ -1.362`
 
 
 class LeaderboardError(ValueError):
@@ -30,12 +34,16 @@ class LeaderboardError(ValueError):
 
 @dataclass
 class Row:
-    model: str
+    model: str  # the model id results.json records
     folder: str
     values: dict  # task id -> value in %
     data: str
     effective_robustness: dict = field(default_factory=dict)  # task id -> accuracy points above the fit
     rank: int = 0
+    label: str = ""  # what the table and plot show: the id with its source (`timm:resnet18`), unique per row
+
+    def __post_init__(self):
+        self.label = self.label or self.model
 
 
 @dataclass
@@ -44,7 +52,7 @@ class Leaderboard:
     tasks: list  # Task, the table's columns
     fits: dict  # shift task id -> (slope, intercept) in logit space, or None
     sort: str
-    notes: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # markdown lines, their user data already escaped
 
     @property
     def shift_tasks(self) -> list:
@@ -52,31 +60,35 @@ class Leaderboard:
 
     def markdown(self) -> str:
         ids = [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else [])
-        lines = [f"Ranked by `{self.sort}` ({len(self.rows)} models; values in %; mCE: lower is better)", "",
-                 "| rank | model | " + " | ".join(f"`{i}`" for i in ids) + " |",
+        count = f"{len(self.rows)} model" + ("" if len(self.rows) == 1 else "s")
+        lines = [f"Ranked by {md_code(self.sort)} ({count}; values in %; mCE: lower is better)", "",
+                 "| rank | model | " + " | ".join(md_code(i) for i in ids) + " |",
                  "|---:|---|" + "---:|" * len(ids)]
         for row in self.rows:
-            lines.append(f"| {row.rank} | {row.model} | " + " | ".join(_fmt(row.values.get(i)) for i in ids) + " |")
+            lines.append(f"| {row.rank} | {md_escape(row.label)} | "
+                         + " | ".join(_fmt(row.values.get(i)) for i in ids) + " |")
         fitted = [t for t in self.shift_tasks if self.fits.get(t.id)]
         if fitted:
             lines += ["", "Effective robustness: accuracy points above the line fitted across these models to "
                           "logit(shifted top-1) vs logit(clean top-1) (Taori et al. 2020; Miller et al. 2021)", "",
-                      "| model | " + " | ".join(f"`{t.id}`" for t in fitted) + " |", "|---|" + "---:|" * len(fitted)]
+                      "| model | " + " | ".join(md_code(t.id) for t in fitted) + " |", "|---|" + "---:|" * len(fitted)]
             for row in self.rows:
-                lines.append(f"| {row.model} | " + " | ".join(_fmt(row.effective_robustness.get(t.id), signed=True)
-                                                             for t in fitted) + " |")
+                lines.append(f"| {md_escape(row.label)} | " + " | ".join(
+                    _fmt(row.effective_robustness.get(t.id), signed=True) for t in fitted) + " |")
             lines += ["", "Fits (logit space): " + "; ".join(
-                f"`{t.id}` = {self.fits[t.id][0]:.3f} x + {self.fits[t.id][1]:.3f}" for t in fitted)]
-        lines += ["", *(f"Note: {n}" for n in self.notes)] if self.notes else []
+                f"{md_code(t.id)} = {_line(*self.fits[t.id])}" for t in fitted)]
+        lines += ["", *(f"Note: {n}" for n in self.notes)] if self.notes else []  # notes escape their data
         return "\n".join(lines)
 
     def csv_text(self) -> str:
         ids = [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else [])
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["rank", "model", "results_folder", "data", *ids, *(f"er_{t.id}" for t in self.shift_tasks)])
+        writer.writerow(["rank", "model", "label", "results_folder", "data", *ids,
+                         *(f"er_{t.id}" for t in self.shift_tasks)])
         for row in self.rows:
-            writer.writerow([row.rank, row.model, row.folder, row.data, *(row.values.get(i, "") for i in ids),
+            writer.writerow([row.rank, row.model, row.label, row.folder, row.data,
+                             *(_round(row.values.get(i)) for i in ids),
                              *(_round(row.effective_robustness.get(t.id)) for t in self.shift_tasks)])
         return buffer.getvalue()
 
@@ -86,30 +98,38 @@ class Leaderboard:
         paths = {"leaderboard": out / "leaderboard.md", "leaderboard_csv": out / "leaderboard.csv"}
         paths["leaderboard"].write_text(self.markdown() + "\n", encoding="utf-8")
         paths["leaderboard_csv"].write_text(self.csv_text(), encoding="utf-8")
+        made = None
         if plots and self.shift_tasks and any(CLEAN in r.values for r in self.rows):
-            paths["effective_robustness"] = self.plot(out / "effective_robustness.png")
+            made = draw_plot(self.plot, out / PLOT_FILE)  # a failed plot is a warning: the tables are written
+        if made:
+            paths["effective_robustness"] = made
+        else:
+            remove_stale_plot(out / PLOT_FILE)
         return paths
 
     def plot(self, path) -> Path:
         """One panel per shift: each model's shifted vs clean top-1 on logit axes, the fit and y = x."""
-        import matplotlib
+        tasks = self.shift_tasks
+        cols = min(3, len(tasks))
+        rows = math.ceil(len(tasks) / cols)
+        with plain_text_figure(path, figsize=(4.2 * cols, 3.9 * rows)) as fig:
+            self._draw(fig.subplots(rows, cols, squeeze=False), tasks)
+            fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+        return Path(path)
 
-        matplotlib.use("Agg")
+    def _draw(self, axes, tasks) -> None:
         import matplotlib.pyplot as plt
         import numpy as np
         from matplotlib.ticker import FuncFormatter
 
-        tasks = self.shift_tasks
-        cols = min(3, len(tasks))
-        rows = math.ceil(len(tasks) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.9 * rows), squeeze=False)
+        fig = axes.flat[0].figure
         colors = plt.cm.tab10.colors
         percent = FuncFormatter(lambda v, _: f"{100 * v:g}")
         for ax, task in zip(axes.flat, tasks):
             for i, row in enumerate(self.rows):
                 if CLEAN in row.values and task.id in row.values:
                     ax.scatter(_clip(row.values[CLEAN]), _clip(row.values[task.id]), color=colors[i % 10], s=30,
-                               zorder=3, label=row.model)
+                               zorder=3, label=row.label)
             ax.set_xscale("logit")
             ax.set_yscale("logit")
             low, high = ax.get_xlim()
@@ -130,21 +150,25 @@ class Leaderboard:
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7, frameon=False)
         fig.suptitle("Effective robustness: shifted vs clean top-1 across models", fontsize=10)
-        fig.tight_layout(rect=(0, 0.08, 1, 0.96))
-        path = Path(path)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
 
 
 def _fmt(value, signed: bool = False) -> str:
+    """Two decimals; a value that rounds to zero is `0.00`, never `-0.00` (nor `+0.00`)."""
     if value is None:
         return "-"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
+    value = round(value, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{value:+.2f}" if signed and value else f"{value:.2f}"
+
+
+def _line(slope: float, intercept: float) -> str:
+    """`0.803 x − 1.362`: the sign of the intercept is the operator, and a minus is a minus sign."""
+    slope, intercept = round(slope, 3) + 0.0, round(intercept, 3) + 0.0  # + 0.0: no `-0.000`
+    sign = MINUS if slope < 0 else ""
+    return f"{sign}{abs(slope):.3f} x {MINUS if intercept < 0 else '+'} {abs(intercept):.3f}"
 
 
 def _round(value):
-    return "" if value is None else round(value, 2)
+    return "" if value is None else round(value, 2) + 0.0
 
 
 def _clip(percent: float) -> float:
@@ -165,54 +189,114 @@ def _sigmoid(z):
 
 
 def find_results(paths) -> list[tuple[Path, dict]]:
-    """(folder, results) for each path: a results.json, a folder holding one, or a folder whose subfolders
-    do (the OUT of `shift-hub evaluate M1 M2 ...`)."""
-    found = []
+    """(folder, results) for each path: a results.json, or a folder searched recursively for every
+    results.json in it (the OUT of `shift-hub evaluate`, of `evaluate M1 M2 ...`, or both). Each one is
+    checked before anything is ranked; a file reached twice through two paths is read once."""
+    found, seen = [], set()
     for given in paths:
-        path = Path(given)
-        if path.is_file():
-            files = [path]
-        elif (path / "results.json").is_file():
-            files = [path / "results.json"]
-        elif path.is_dir():
-            files = sorted(path.glob("*/results.json"))
-        else:
-            raise LeaderboardError(f"{path}: no such file or folder (give results folders written by "
-                                   "`shift-hub evaluate --out`)")
-        if not files:
-            raise LeaderboardError(f"{path}: no results.json here or in its subfolders (give results folders "
-                                   "written by `shift-hub evaluate --out`)")
-        for file in files:
-            try:
-                results = json.loads(file.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise LeaderboardError(f"{file}: cannot be read as JSON ({type(exc).__name__}); rerun the "
-                                       "evaluation that wrote it") from None
-            if not isinstance(results, dict) or "metrics" not in results or "model" not in results:
-                raise LeaderboardError(f"{file}: not a results.json of `shift-hub evaluate` (no metrics/model); "
-                                       "suite reports are not ranked here")
-            found.append((file.parent, results))
+        for file in _results_files(Path(given)):
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                found.append((file.parent, _read_results(file)))
     return found
 
 
+def _results_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise LeaderboardError(f"{path}: no such file or folder (give results folders written by "
+                               "`shift-hub evaluate --out`)")
+    files = sorted(path.rglob("results.json"), key=lambda f: (len(f.parts), f))  # OUT's own first
+    if not files:
+        raise LeaderboardError(f"{path}: no results.json here or in its subfolders (give results folders "
+                               "written by `shift-hub evaluate --out`)")
+    return files
+
+
+def _read_results(file: Path) -> dict:
+    try:
+        results = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LeaderboardError(f"{file}: cannot be read as JSON ({type(exc).__name__}); rerun the "
+                               "evaluation that wrote it") from None
+    if not isinstance(results, dict) or "metrics" not in results or "model" not in results:
+        raise LeaderboardError(f"{file}: not a results.json of `shift-hub evaluate` (no metrics/model); "
+                               "suite reports are not ranked here")
+    problem = results_problem(results)
+    if problem:
+        raise LeaderboardError(f"{file}: {problem}; rerun the evaluation that wrote it")
+    return results
+
+
+def results_problem(results: dict) -> str | None:
+    """The first field of a results document the leaderboard cannot rank from (`field is X, not Y`), or None:
+    a string or percent top-1 must be an error naming the field, never a TypeError or a wrong rank."""
+    for key in ("model", "data", "metrics"):
+        if not isinstance(results.get(key), dict):
+            return f"{key} is {_kind(results.get(key))}, not an object"
+    model, data = results["model"], results["data"]
+    if not isinstance(model.get("id"), str) or not model["id"].strip():
+        return f"model.id is {_kind(model.get('id'))}, not a model name"
+    for where, doc, keys in (("model", model, ("adapter", "spec", "revision", "weights_sha256")),
+                             ("data", data, ("dataset_id", "source", "resolved_revision", "provenance_sha256"))):
+        for key in keys:
+            if doc.get(key) is not None and not isinstance(doc[key], str):
+                return f"{where}.{key} is {_kind(doc[key])}, not text"
+    if results.get("created") is not None and not isinstance(results["created"], str):
+        return f"created is {_kind(results['created'])}, not a date"
+    for config, m in results["metrics"].items():
+        problem = _metric_problem(f"metrics.{config}", m)
+        if problem:
+            return problem
+    return None
+
+
+def _metric_problem(where: str, m) -> str | None:
+    if not isinstance(m, dict):
+        return f"{where} is {_kind(m)}, not an object"
+    n = m.get("n_scored")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        return f"{where}.n_scored is {_kind(n)}, not a count of images"
+    top1 = m.get("top1")
+    if top1 is None or (isinstance(top1, float) and math.isnan(top1)):  # nothing scorable: written as null
+        return None
+    if not isinstance(top1, (int, float)) or isinstance(top1, bool) or not 0 <= top1 <= 1:
+        return f"{where}.top1 is {_kind(top1)}, not a fraction in [0, 1] or null"
+    return None
+
+
+_JSON_KINDS = {str: "string", bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}
+
+
+def _kind(value) -> str:
+    """`"0.8" (a string)`, `80 (a number)`, `missing or null`: what a field holds, for a one-line error."""
+    if value is None:
+        return "missing or null"
+    kind = _JSON_KINDS.get(type(value), type(value).__name__)
+    return f"{json.dumps(value)[:40]} (a {kind})" if isinstance(value, (str, int, float)) else f"a {kind}"
+
+
 def build_leaderboard(results: list, names=None, sort: str | None = None) -> Leaderboard:
-    """Rank `results` (results.json documents) over the tasks their common configs support."""
+    """Rank `results` (results.json documents) over the tasks their common configs support; the same model
+    scored on the same data twice is one row, with a note naming both files."""
     if not results:
         raise LeaderboardError("no results to rank")
     names = [str(n) for n in (names or [""] * len(results))]
+    results, names, notes = _drop_duplicates(list(results), names)
     scored = [{c for c, m in r["metrics"].items() if m.get("n_scored")} for r in results]
     common = set.intersection(*scored)
     order = list(results[0]["metrics"])
     tasks = tasks_for([c for c in order if c in common])
-    notes = []
     if any(s != common for s in scored):
         notes.append("configs scored for only some models are left out: "
-                     + ", ".join(sorted(set.union(*scored) - common)))
+                     + ", ".join(md_escape(c) for c in sorted(set.union(*scored) - common)))
     sources = {_data_name(r) for r in results}
     if len(sources) > 1:
-        notes.append("the models were scored on different data: " + "; ".join(sorted(sources)))
-    labels = _labels([r["model"]["id"] for r in results], names)
-    rows = [Row(label, name, {t.id: v for t in tasks if (v := task_value(t, r)) is not None}, _data_name(r))
+        notes.append("the models were scored on different data: " + "; ".join(md_escape(s) for s in sorted(sources)))
+    labels = _labels([model_label(r["model"]) for r in results], names)
+    rows = [Row(r["model"]["id"], name, {t.id: v for t in tasks if (v := task_value(t, r)) is not None},
+                _data_name(r), label=label)
             for label, name, r in zip(labels, names, results)]
     board = Leaderboard(rows, tasks, {}, sort or "", notes)
     board.sort = sort or (MEAN if board.shift_tasks else CLEAN if any(t.id == CLEAN for t in tasks)
@@ -226,6 +310,53 @@ def build_leaderboard(results: list, names=None, sort: str | None = None) -> Lea
     return board
 
 
+def model_label(model: dict) -> str:
+    """The model id with its source, so a timm and a torchvision resnet18 read differently: `hf-hub:` for a
+    Hub checkpoint given so, else the adapter (`timm:resnet18`, `torchvision:resnet18`, `transformers:org/vit`)."""
+    model_id = str(model["id"])
+    source = "hf-hub" if str(model.get("spec") or "").startswith("hf-hub:") else model.get("adapter")
+    if not source:
+        return model_id
+    name = model_id.removeprefix(f"{source}/")  # torchvision records `torchvision/resnet18`
+    return name if name.startswith(f"{source}:") else f"{source}:{name}"
+
+
+def _same_run_key(results: dict) -> tuple:
+    """What makes two results the same model on the same data: the id with its source and weights, and the
+    data pinned with the images taken from it."""
+    model, options = results["model"], results.get("options") or {}
+    scored = tuple(sorted(c for c, m in results["metrics"].items() if m.get("n_scored")))
+    return (model_label(model), model["id"], model.get("revision"), model.get("weights_sha256"),
+            _data_name(results), scored, options.get("limit"), options.get("label_space"))
+
+
+def _drop_duplicates(results: list, names: list) -> tuple[list, list, list]:
+    """One row per (model, data): the newest run where one was found twice, and a note naming every file."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(results):
+        groups.setdefault(_same_run_key(r), []).append(i)
+    kept, notes = [], []
+    for indices in groups.values():
+        chosen = max(indices, key=lambda i: (str(results[i].get("created") or ""), -i))
+        kept.append(chosen)
+        if len(indices) > 1:
+            files = [_results_file(names[i]) for i in indices]
+            differ = len({json.dumps(results[i]["metrics"], sort_keys=True) for i in indices}) > 1
+            notes.append(f"{md_escape(model_label(results[chosen]['model']))} on "
+                         f"{md_escape(_data_name(results[chosen]))} was found {len(indices)} times "
+                         f"({', '.join(md_escape(f) for f in files)}); ranked once, from "
+                         f"{md_escape(_results_file(names[chosen]))}"
+                         + (" (their scores differ: the newest run is ranked)" if differ else ""))
+    kept.sort()
+    return [results[i] for i in kept], [names[i] for i in kept], notes
+
+
+def _results_file(name: str) -> str:
+    if not name:
+        return "(not written)"
+    return name if name.endswith(".json") else str(Path(name) / "results.json")
+
+
 def _data_name(results: dict) -> str:
     data = results["data"]
     name = data.get("dataset_id") or data.get("source", "?")
@@ -233,9 +364,9 @@ def _data_name(results: dict) -> str:
     return f"{name}@{pin[:12]}" if pin else str(name)
 
 
-def _labels(ids: list[str], names: list[str]) -> list[str]:
-    """Model ids, with the results folder added where two rows would read the same."""
-    return [f"{i} ({Path(n).name})" if ids.count(i) > 1 and n else i for i, n in zip(ids, names)]
+def _labels(labels: list[str], names: list[str]) -> list[str]:
+    """Model labels, with the results folder added where two rows would read the same."""
+    return [f"{i} ({Path(n).name})" if labels.count(i) > 1 and n else i for i, n in zip(labels, names)]
 
 
 def _fit(board: Leaderboard) -> None:

@@ -229,16 +229,22 @@ def summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
         if base is None or name in ("clean", "clean_full"):
             continue
         space = per[name]["label_space"]
-        clean_acc = _accuracy_in_space(by_config[base], space)
-        if clean_acc is not None and not np.isnan(per[name]["top1"]):
+        paired = _paired(by_config.get(name, []), by_config[base], space)
+        if paired is not None:
+            shift_acc, clean_acc, shared = paired
             per[name]["baseline"] = base
-            per[name]["drop"] = drop(per[name]["top1"], clean_acc)
+            per[name]["drop"] = {**drop(shift_acc, clean_acc), "images": shared}
+            if shared != per[name]["n_scored"] or shared != _scored_count(by_config[base], space):
+                per[name]["drop"]["shared_only"] = True  # the two configs hold different images: said
     summary: dict = {}
-    errors = {(info[n]["corruption"], info[n]["severity"]): 1.0 - per[n]["top1"]
-              for n in configs if info[n].get("corruption") and not np.isnan(per[n]["top1"])}
+    corrupted = [n for n in configs if info[n].get("corruption") and not np.isnan(per[n]["top1"])]
+    shared = _shared_images(by_config, [*corrupted, *(["clean"] if "clean" in by_config else [])])
+    errors = {(info[n]["corruption"], info[n]["severity"]): 1.0 - _top1(by_config[n], shared) for n in corrupted}
     if errors:
-        clean_err = 1.0 - per["clean"]["top1"] if "clean" in per and not np.isnan(per["clean"]["top1"]) else None
+        clean_err = 1.0 - _top1(by_config["clean"], shared) if "clean" in per and not np.isnan(per["clean"]["top1"]) else None
         summary["imagenet_c"] = corruption_errors(errors, clean_err)
+        if shared is not None:  # the configs hold different images: CE and mCE on the ones they all share
+            summary["imagenet_c"].update(images=len(shared), shared_only=True)
         from ..registry import groups
 
         fifteen = set(groups().get("imagenet_c", ()))  # the mean curve is over the 15, as mCE; not the 4 extras
@@ -263,17 +269,47 @@ def summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
     return {"per_config": per, "summary": summary}
 
 
-def _accuracy_in_space(rows: Sequence[Mapping], space: str | None) -> float | None:
-    """Top-1 of baseline rows in `space`: their own scores, or the extra scores kept for other spaces."""
-    hits = []
-    for r in rows:
-        if r["label_space"] == space:
-            if r["scorable"]:
-                hits.append(r["correct"])
-        else:
-            other = (r.get("other_spaces") or {}).get(space)
-            if other is None:
-                return None
-            if other["scorable"]:
-                hits.append(other["correct"])
-    return accuracy(hits) if hits else None
+_NOT_IN_SPACE = object()  # a baseline row that was never scored in the asked label space
+
+
+def _paired(shifted: Sequence[Mapping], baseline: Sequence[Mapping], space: str | None):
+    """(shifted top-1, baseline top-1, n) over the images both configs scored, matched by image id, the
+    baseline in the shifted config's label space; None when they share no scorable image."""
+    base = {}
+    for r in baseline:
+        hit = _in_space(r, space)
+        if hit is _NOT_IN_SPACE:
+            return None
+        if hit is not None:
+            base[r["image_id"]] = hit
+    pairs = [(r["correct"], base[r["image_id"]]) for r in shifted if r["scorable"] and r["image_id"] in base]
+    if not pairs:
+        return None
+    hits = np.asarray(pairs, dtype=bool)
+    return float(hits[:, 0].mean()), float(hits[:, 1].mean()), len(pairs)
+
+
+def _in_space(row: Mapping, space: str | None):
+    """A baseline row's correctness in `space`: True/False, None when unscorable there, or _NOT_IN_SPACE."""
+    if row["label_space"] == space:
+        return bool(row["correct"]) if row["scorable"] else None
+    other = (row.get("other_spaces") or {}).get(space)
+    if other is None:
+        return _NOT_IN_SPACE
+    return bool(other["correct"]) if other["scorable"] else None
+
+
+def _scored_count(rows: Sequence[Mapping], space: str | None) -> int:
+    return sum(1 for r in rows if isinstance(_in_space(r, space), bool))
+
+
+def _shared_images(by_config: Mapping[str, Sequence[Mapping]], names: Sequence[str]) -> set | None:
+    """The scorable image ids every config in `names` holds, or None when they all hold the same ones."""
+    sets = [{r["image_id"] for r in by_config.get(n, []) if r["scorable"]} for n in names]
+    if not sets or all(s == sets[0] for s in sets):
+        return None
+    return set.intersection(*sets)
+
+
+def _top1(rows: Sequence[Mapping], images: set | None) -> float:
+    return accuracy([r["correct"] for r in rows if r["scorable"] and (images is None or r["image_id"] in images)])

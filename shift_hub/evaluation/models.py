@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,21 +136,23 @@ def load_timm(spec: str, weights: str | None = None, allow_partial: bool = False
     import timm
 
     name = spec[len("timm:"):] if spec.startswith("timm:") else spec
-    sha = revision = None
+    sha = revision = weights_file = None
     if name.startswith(("hf-hub:", "local-dir:")):
         if weights:
             raise ModelLoadError(f"{spec}: a hub/local-dir model brings its own weights; drop weights=")
         try:
-            model = timm.create_model(name, pretrained=True)
+            from timm.models import _hub
+
+            with _recording_calls(_hub, "load_state_dict") as loads:  # the checkpoint timm picks in a local-dir
+                model = timm.create_model(name, pretrained=True)
         except Exception as exc:  # offline hub, missing folder, unknown repo: one clear message, no traceback
             where = ("download it once (`hf download " + name[len("hf-hub:"):] + "`) or set HF_HUB_OFFLINE=1 to use "
                      "the cache" if name.startswith("hf-hub:") else "check the folder holds config.json and weights")
             raise ModelLoadError(f"{spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                                  f"{where}") from None
         if name.startswith("local-dir:"):
-            folder = Path(name[len("local-dir:"):])
-            files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")) or sorted(folder.glob("*.pth"))
-            sha = file_sha256(files[0]) if files else None
+            weights_file = Path(loads[-1][0][0]) if loads else None  # the file timm read, not a guess at it
+            sha = file_sha256(weights_file) if weights_file else None
         else:
             revision = _hub_revision(name[len("hf-hub:"):])
     else:
@@ -166,12 +169,35 @@ def load_timm(spec: str, weights: str | None = None, allow_partial: bool = False
             raise ModelLoadError(f"unknown timm architecture {name!r}: {exc}") from None
         _check_fits(model, state, spec, weights)
         model.load_state_dict(state, strict=True)
-        sha = file_sha256(weights)
+        sha, weights_file = file_sha256(weights), weights
     model.eval()
     transform, _ = _timm_transform(model)
     index = _timm_index(model, spec, allow_partial)
     return Classifier(name=spec, adapter="timm", module=model, transform=transform, imagenet_index=index,
-                      revision=revision, weights_sha256=sha, weights_file=str(weights) if weights else None)
+                      revision=revision, weights_sha256=sha,
+                      weights_file=(str(weights) if weights else weights_file.name if weights_file else None))
+
+
+@contextmanager
+def _recording_calls(module, attr: str):
+    """(args, result) of every call to `module.attr` meanwhile: which weights file a library really opened (a
+    folder may hold several, e.g. model.safetensors and a backup) so that this file, and no other, is hashed.
+    If the library has moved that function nothing is recorded: no hash rather than a wrong one."""
+    from unittest import mock
+
+    calls: list[tuple[tuple, object]] = []
+    original = getattr(module, attr, None)
+    if original is None:
+        yield calls
+        return
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append((args, result))
+        return result
+
+    with mock.patch.object(module, attr, recording):
+        yield calls
 
 
 def _load_state_dict(path: str | Path) -> dict:
@@ -447,11 +473,55 @@ def _size_wh(size) -> tuple[int, int] | None:
     return None
 
 
-def load_transformers(spec: str, revision: str | None = None, allow_partial: bool = False) -> Classifier:
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+CODE_CONFIGS = ("config.json", "preprocessor_config.json", "processor_config.json")  # where auto_map may point
 
-    kwargs = {"revision": revision} if revision else {}
-    model = AutoModelForImageClassification.from_pretrained(spec, **kwargs)
+
+def custom_code_of(spec: str, revision: str | None = None) -> str | None:
+    """Which of the checkpoint's configs names Python code of its own (`auto_map`, `custom_pipelines`), as
+    'FILE (auto_map)', or None. Reads JSON only: nothing of the checkpoint is imported."""
+    folder = Path(spec)
+    found = {}
+    if folder.is_dir():
+        for name in CODE_CONFIGS:
+            try:
+                found[name] = json.loads((folder / name).read_text())
+            except (OSError, ValueError):
+                continue
+    else:  # a Hub id: its config.json as transformers would fetch it (the processor's is refused by transformers)
+        try:
+            from transformers import PretrainedConfig
+
+            found["config.json"] = PretrainedConfig.get_config_dict(spec, revision=revision)[0]
+        except Exception:  # offline, missing: from_pretrained says so; trust_remote_code=False still holds
+            return None
+    for name, config in found.items():
+        for key in ("auto_map", "custom_pipelines"):
+            if isinstance(config, dict) and config.get(key):
+                return f"{name} ({key})"
+    return None
+
+
+def refuse_custom_code(spec: str, revision: str | None = None) -> None:
+    """A checkpoint with its own code is refused before anything of it loads: transformers would otherwise ask
+    "run the custom code? [y/N]" on stdin, and one "y" (or a piped yes) runs that code."""
+    code = custom_code_of(spec, revision)
+    if code:
+        raise ModelLoadError(f"{spec}: its {code} names Python code of its own, which would run on loading; refused, "
+                             "nothing of it was run. Pass --trust-remote-code (trust_remote_code=True) only after "
+                             "reading that code, or use a checkpoint of a built-in architecture")
+
+
+def load_transformers(spec: str, revision: str | None = None, allow_partial: bool = False,
+                      trust_remote_code: bool = False) -> Classifier:
+    """A transformers checkpoint (folder or Hub id); custom code (auto_map) only with trust_remote_code=True."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, modeling_utils
+
+    if not trust_remote_code:
+        refuse_custom_code(spec, revision)
+    # trust_remote_code is never None: None makes transformers ask on stdin, and a "y" runs the code
+    kwargs = {"trust_remote_code": trust_remote_code, **({"revision": revision} if revision else {})}
+    with _recording_calls(modeling_utils, "_get_resolved_checkpoint_files") as resolved:  # the files it reads
+        model = AutoModelForImageClassification.from_pretrained(spec, **kwargs)
     model.eval()
     num = model.config.num_labels
     index = output_to_imagenet(model.config.id2label, num, source=spec, allow_partial=allow_partial)
@@ -460,16 +530,26 @@ def load_transformers(spec: str, revision: str | None = None, allow_partial: boo
     except OSError as exc:
         raise ModelLoadError(f"{spec}: no image processor (preprocessor_config.json) to preprocess with; "
                              f"save the checkpoint's AutoImageProcessor next to it ({str(exc).splitlines()[0]})") from None
-    sha = None
-    local = Path(spec)
-    if local.is_dir():
-        files = sorted(local.glob("*.safetensors")) or sorted(local.glob("*.bin"))
-        sha = file_sha256(files[0]) if files else None
+    sha = weights_file = None
+    if Path(spec).is_dir():
+        files = (resolved[-1][1][0] or []) if resolved else []
+        weights_file, sha = _weights_digest([Path(f) for f in files])
     else:
         revision = revision or getattr(model.config, "_commit_hash", None)
     return Classifier(name=spec, adapter="transformers", module=_TransformersModule(model),
                       transform=_ProcessorTransform(processor), imagenet_index=index, revision=revision,
-                      weights_sha256=sha)
+                      weights_sha256=sha, weights_file=weights_file)
+
+
+def _weights_digest(files: list[Path]) -> tuple[str | None, str | None]:
+    """(name, SHA-256) of the weights that were read: one file's own hash, or for a sharded checkpoint a
+    hash over each shard's name and hash, named after its first shard."""
+    if len(files) <= 1:
+        return (files[0].name, file_sha256(files[0])) if files else (None, None)
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.name):
+        digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
+    return f"{sorted(files, key=lambda p: p.name)[0].name} (+{len(files) - 1} shards)", digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -581,8 +661,9 @@ def check_offline_availability(spec, revision: str | None = None) -> None:
 
 
 def load_model(spec=None, *, weights: str | None = None, revision: str | None = None,
-               allow_partial: bool = False) -> Classifier:
-    """A Classifier from a spec string (or pass one through). See the module docstring for forms."""
+               allow_partial: bool = False, trust_remote_code: bool = False) -> Classifier:
+    """A Classifier from a spec string (or pass one through). See the module docstring for forms.
+    `trust_remote_code`: let a transformers checkpoint run its own code (auto_map); refused otherwise."""
     if isinstance(spec, Classifier):
         return spec
     spec = DEFAULT_MODEL if spec is None else str(spec)
@@ -602,7 +683,7 @@ def load_model(spec=None, *, weights: str | None = None, revision: str | None = 
             return load_timm(f"local-dir:{path}", allow_partial=allow_partial)
         if kind == "transformers":
             try:
-                return load_transformers(str(path), allow_partial=allow_partial)
+                return load_transformers(str(path), allow_partial=allow_partial, trust_remote_code=trust_remote_code)
             except (ModelLoadError, UnmappableLabels):
                 raise
             except Exception as exc:  # damaged weights, unknown model_type: one line, not transformers' traceback
@@ -619,8 +700,9 @@ def load_model(spec=None, *, weights: str | None = None, revision: str | None = 
             "and not a Hub id (org/name); timm names need weights= or the hf-hub: prefix"
         )
     try:
-        return load_transformers(spec, revision=revision, allow_partial=allow_partial)
-    except UnmappableLabels:
+        return load_transformers(spec, revision=revision, allow_partial=allow_partial,
+                                 trust_remote_code=trust_remote_code)
+    except (ModelLoadError, UnmappableLabels):
         raise
     except Exception as exc:
         raise ModelLoadError(f"cannot load model {spec!r} from the Hugging Face Hub: {_first_line(exc)}") from None

@@ -101,14 +101,14 @@ def hub_record(repo_id: str, revision: str | None, split: str = "validation", to
     return {"requested_revision": revision, "resolved_revision": info.sha, "configs_available": held}
 
 
-def local_record(root: Path, configs: list[str]) -> dict:
-    """A SHA-256 over the scored configs' shard fingerprints (read from the shard footers), which pins the
-    exact images and settings, and the configs the folder holds."""
+def local_record(root: Path, fingerprints: list[str]) -> dict:
+    """A SHA-256 over the fingerprints of exactly the shards that were scored ("config/shard:fingerprint",
+    read from their footers when they were opened), which pins the images and settings, and the configs
+    the folder holds."""
     from .. import folder
 
     digest = hashlib.sha256()
-    for config in sorted(configs):
-        for shard in folder.shard_files(root / config):
-            digest.update(f"{config}/{shard.name}:{folder.readable_fingerprint(shard)}\n".encode())
+    for line in sorted(fingerprints):
+        digest.update(f"{line}\n".encode())
     held = sorted(p.name for p in root.iterdir() if p.is_dir() and folder.shard_files(p))
     return {"provenance_sha256": digest.hexdigest(), "configs_available": held}

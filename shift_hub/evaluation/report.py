@@ -2,11 +2,27 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
+from ..hub.cards import md_escape
+
+PLOT_FILES = {"accuracy_per_shift": "accuracy_per_shift.png", "accuracy_vs_severity": "accuracy_vs_severity.png"}
+PLOT_SOFTWARE = "shift_hub"  # PNG `Software` text of every plot shift_hub writes: only such files are ever replaced
+_SAFE_CODE = re.compile(r"[\w.\-/]+")
+log = logging.getLogger("shift_hub")
+
+
+def md_code(value) -> str:
+    """A name as a markdown code span when it is plain (registry names are), else escaped text: a backtick in
+    user data would otherwise close the span."""
+    text = str(value)
+    return f"`{text}`" if _SAFE_CODE.fullmatch(text) else md_escape(text)
 
 
 def _pct(value) -> str:
@@ -39,24 +55,40 @@ def build_results(model: dict, data: dict, configs: list[str], scored: dict, opt
 
 
 def markdown_table(results: dict) -> str:
-    """One line per config: images, top-1, top-5, drop vs clean (points and relative), ECE."""
+    """One line per config: images, top-1, top-5, drop vs clean (points and relative), ECE. Every name in it
+    (model, data, configs, label spaces, reasons) is user data and escaped: the table is meant to be shared."""
     covered = results["model"].get("imagenet_classes_covered", 1000)
     lines = [
-        f"**{results['model']['id']}** on `{results['data']['source']}`"
+        f"**{md_escape(results['model']['id'])}** on {md_code(results['data']['source'])}"
         + (f" — the model covers only {covered} of the 1000 ImageNet-1k classes" if covered < 1000 else ""),
         "",
         "| config | label space | images | top-1 % | top-5 % | drop (pts) | drop (rel %) | ECE % |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    notes: list[str] = []  # footnotes: drops over fewer shared images, label-space fallbacks
+
+    def mark(text: str) -> str:
+        notes.append(text)
+        return f" [{len(notes)}]"
+
     for name, m in results["metrics"].items():
         d = m.get("drop") or {}
         unread = results.get("counts", {}).get(name, {}).get("unreadable")
+        space = md_escape(m["label_space"])
+        if m.get("label_space_fallback"):
+            space += mark(f"{md_escape(name)}: {md_escape(m['label_space_fallback'])}")
+        shared = ""
+        if d.get("shared_only"):
+            shared = mark(f"{md_escape(name)}: drop computed on the {d['images']} images it shares with "
+                          f"{md_escape(m.get('baseline', 'clean'))}")
         lines.append(
-            f"| {name} | {m['label_space']} | {m['n_scored']}"
+            f"| {md_escape(name)} | {space} | {m['n_scored']}"
             + (f" (+{m['n_unscorable']} unscorable)" if m["n_unscorable"] else "")
             + (f" (+{unread} unreadable)" if unread else "")
-            + f" | {_pct(m['top1'])} | {_pct(m['top5'])} | {_pct(d.get('abs'))} | {_pct(d.get('rel'))} | {_pct(m['ece'])} |"
+            + f" | {_pct(m['top1'])} | {_pct(m['top5'])} | {_pct(d.get('abs'))}{shared} | {_pct(d.get('rel'))} | {_pct(m['ece'])} |"
         )
+    if notes:
+        lines += [""] + [f"[{i}] {text}" for i, text in enumerate(notes, 1)]
     summary = results.get("summary", {})
     c = summary.get("imagenet_c")
     if c and c.get("per_corruption"):
@@ -65,19 +97,28 @@ def markdown_table(results: dict) -> str:
         for name, e in c["per_corruption"].items():
             by_sev = " / ".join(_pct(e["error_by_severity"].get(str(s))) for s in range(1, 6))
             partial = "" if e.get("complete") or e.get("ce") is None else " (partial)"  # not all 5 severities
-            lines.append(f"| {name} | {by_sev} | {_pct(e['mean_error'])} | {_pct(e.get('ce'))}{partial} | "
+            lines.append(f"| {md_escape(name)} | {by_sev} | {_pct(e['mean_error'])} | {_pct(e.get('ce'))}{partial} | "
                          f"{_pct(e.get('relative_ce'))}{partial} |")
     if c and "mce" in c:
         done = "" if c.get("complete") else f" (partial: {c['corruptions_in_mce']} of 15 corruptions and/or not all severities)"
         lines += ["", f"mCE {_pct(c['mce'])}" + (f", relative mCE {_pct(c['relative_mce'])}" if "relative_mce" in c else "")
-                  + " (AlexNet-normalised)" + done]
+                  + " (AlexNet-normalised)" + done
+                  + (f", on the {c['images']} images all its configs share" if c.get("shared_only") else "")]
     x = summary.get("ximagenet_robustness")
     if x:
         lines += ["", f"XImageNet-12 robustness (provisional formula): {x['score']:.4f} "
                       f"(mean accuracy {_pct(x['mean_accuracy'])} %)"]
     if results.get("unreadable"):
-        lines += ["", f"Could not be read (left out of the scores): {describe_unreadable(results['unreadable'])}"]
+        lines += ["", "Could not be read (left out of the scores): "
+                  + md_escape(describe_unreadable(results["unreadable"]))]
+    if results.get("data", {}).get("incomplete"):
+        lines += ["", "Incomplete (scored on the shards present only): " + md_escape(describe_incomplete(results))]
     return "\n".join(lines)
+
+
+def describe_incomplete(results: dict) -> str:
+    """One line: the configs whose planned shard set was not complete when they were scored."""
+    return "; ".join(f"{config} ({', '.join(what)})" for config, what in results["data"]["incomplete"].items())
 
 
 def describe_unreadable(unreadable: dict, examples: int = 3) -> str:
@@ -120,12 +161,54 @@ def model_index_yaml(results: dict, dataset_type: str | None = None) -> str:
     return ModelCardData(model_name=results["model"]["id"], eval_results=found).to_yaml() + "\n"
 
 
-def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
+@contextmanager
+def plain_text_figure(path: str | Path, **figure_options):
+    """A figure saved to `path` as a PNG tagged as shift_hub's (so a later run knows it may remove it) and
+    closed even when drawing fails. Every text element (titles, labels, ticks, legends) is drawn as typed: no
+    mathtext, so `$x_$` in a model or config name is text rather than a formula that fails to parse, and no
+    LaTeX, whatever the user's matplotlibrc says."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with matplotlib.rc_context({"text.usetex": False, "text.parse_math": False}):
+        fig = plt.figure(**figure_options)
+        try:
+            yield fig
+            fig.savefig(path, dpi=120, metadata={"Software": PLOT_SOFTWARE})
+        finally:
+            plt.close(fig)
+
+
+def remove_stale_plot(path: Path) -> None:
+    """Delete a plot an earlier run left at a name this run did not write, so a folder never mixes runs; only
+    a PNG shift_hub (or, before it tagged its plots, matplotlib) wrote there is removed, never another file."""
+    from PIL import Image
+
+    if not path.is_file():
+        return
+    try:
+        with Image.open(path) as image:
+            software = str(image.info.get("Software", "")) if image.format == "PNG" else ""
+    except (OSError, ValueError):
+        return
+    if software == PLOT_SOFTWARE or software.startswith("Matplotlib version"):
+        path.unlink()
+
+
+def draw_plot(draw, *args) -> Path | None:
+    """`draw(*args)` (its last argument is the PNG path), or None and one warning line when it fails: a plot
+    is never worth losing results.json, report.html or the other models of a run."""
+    try:
+        return draw(*args)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.warning(f"plot {args[-1]} not written ({type(exc).__name__}: {reason}); the other outputs are written")
+        return None
+
+
+def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
     from .metrics import config_info
 
     # one bar per shift: configs that differ only by severity are averaged into one bar
@@ -136,30 +219,31 @@ def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
         bars.setdefault(info[name]["base"], []).append(100 * m["top1"])
     names = [f"{b} ({len(v)} sev.)" if len(v) > 1 else b for b, v in bars.items()]
     values = [sum(v) / len(v) for v in bars.values()]
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names) + 2), 4.5))
     colors = ["#555555" if n.startswith("clean") else "#1f77b4" for n in names]
-    ax.bar(range(len(names)), values, color=colors)
-    ax.set_xticks(range(len(names)), names, rotation=75, ha="right", fontsize=8)
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"{results['model']['id']}: accuracy per shift")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    with plain_text_figure(path, figsize=(max(6, 0.35 * len(names) + 2), 4.5)) as fig:
+        ax = fig.subplots()
+        ax.bar(range(len(names)), values, color=colors)
+        ax.set_xticks(range(len(names)), names, rotation=75, ha="right", fontsize=8)
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{results['model']['id']}: accuracy per shift")
+        fig.tight_layout()
+    return Path(path)
 
 
 def plot_accuracy_vs_severity(results: dict, path: str | Path) -> Path | None:
     curves = results.get("summary", {}).get("accuracy_by_severity")
     if not curves:
         return None
-    import matplotlib
+    with plain_text_figure(path, figsize=(8, 5)) as fig:
+        _draw_severity_curves(fig.subplots(), results, curves)
+        fig.tight_layout()
+    return Path(path)
 
-    matplotlib.use("Agg")
+
+def _draw_severity_curves(ax, results: dict, curves: dict) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
     clean = results["metrics"].get("clean", {}).get("top1")
     lead = [0] if clean is not None else []
     lead_y = [100 * clean] if clean is not None else []
@@ -177,16 +261,12 @@ def plot_accuracy_vs_severity(results: dict, path: str | Path) -> Path | None:
     ax.set_ylim(0, 100)
     ax.set_title(f"{results['model']['id']}: accuracy vs severity")
     ax.legend(fontsize=6, ncol=3, loc="lower left")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool = True) -> dict[str, Path]:
     """results.json, predictions.jsonl (one row per image), table.md, model-index.yaml, the plots and
-    report.html (everything above on one self-contained page, with a clean-vs-shifted gallery)."""
+    report.html (everything above on one self-contained page, with a clean-vs-shifted gallery). A plot that
+    fails is a warning; a plot of an earlier run that this one did not draw is removed."""
     from .html_report import PLOT_TITLES, write_report_html
 
     out = Path(out)
@@ -199,11 +279,13 @@ def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool 
             fh.write(json.dumps(row, default=_jsonable) + "\n")
     paths["table"].write_text(markdown_table(results) + "\n")
     paths["model_index"].write_text(model_index_yaml(results))
-    if plots:
-        paths["accuracy_per_shift"] = plot_accuracy_per_shift(results, out / "accuracy_per_shift.png")
-        sev = plot_accuracy_vs_severity(results, out / "accuracy_vs_severity.png")
-        if sev:
-            paths["accuracy_vs_severity"] = sev
+    drawers = {"accuracy_per_shift": plot_accuracy_per_shift, "accuracy_vs_severity": plot_accuracy_vs_severity}
+    for key, name in PLOT_FILES.items():
+        made = draw_plot(drawers[key], results, out / name) if plots else None
+        if made:
+            paths[key] = made
+        else:
+            remove_stale_plot(out / name)
     paths["report_html"] = write_report_html(results, rows, out / "report.html",
                                              plots={k: paths[k] for k in PLOT_TITLES if k in paths})
     return paths

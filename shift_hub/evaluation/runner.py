@@ -41,6 +41,8 @@ class ConfigData:
     image_ids: list
     severities: list
     extra_spaces: tuple = ()  # baselines (clean) are also scored in the other configs' label spaces
+    fingerprints: tuple = ()  # local folders: "config/shard:fingerprint" of exactly the files scored
+    incomplete: tuple = ()  # local folders: the planned shards missing (scored on those present, and said)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -60,29 +62,139 @@ def _registry_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: (n != "clean", order.get(n, len(order)), n))
 
 
-def _load_local(root: Path, config: str, split: str):
-    import datasets
-
-    folder = root / config
-    files = sorted(folder.glob(f"{split}-*.parquet")) or sorted(folder.glob("*.parquet"))
+def _load_local(root: Path, config: str, split: str) -> "LocalConfig":
+    """The config's rows read from its shard files themselves, never from a `datasets` cache: that cache
+    is keyed by the folder's name, so a folder regenerated in place, or another folder of the same name,
+    would be scored with old rows. Each file is pinned (inode, size, mtime) when opened; a shard replaced
+    while it is being scored stops the run instead of mixing rows."""
+    folder_ = root / config
+    files = sorted(folder_.glob(f"{split}-*.parquet")) or sorted(folder_.glob("*.parquet"))
     if not files:
         raise DataError(f"{root}: no parquet shards for config {config!r} (have: {', '.join(_local_configs(root)) or 'none'})")
-    bad = _bad_shards(root, files, full=False)  # zero-byte or truncated: caught before `datasets` trips on it
+    bad = _bad_shards(root, files, full=False)  # zero-byte or truncated: caught before reading rows
     if bad:
         raise UnreadableConfig(config, bad)
+    incomplete = _check_shard_set(root, config, files)
     try:
-        if (root / "README.md").is_file():
-            try:
-                return datasets.load_dataset(str(root), config, split=split)
-            except (ValueError, KeyError) as exc:  # README without this config: read the shards directly
-                if _is_read_error(exc):
-                    raise
-        return datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+        return LocalConfig(root, config, files, incomplete)
     except Exception as exc:
         if not _is_read_error(exc):
             raise
         raise UnreadableConfig(config, _bad_shards(root, files, full=True)
                                or [{"file": None, "reason": _reason(exc)}]) from None
+
+
+def _check_shard_set(root: Path, config: str, files: list[Path]) -> list[str]:
+    """Problems of a shift_hub config's shard set: missing shards are returned (the config is scored on
+    what is there and marked incomplete); shards of mixed runs or settings are refused (unreadable)."""
+    from .. import folder
+
+    if not all(folder.readable_fingerprint(f) for f in files):
+        return []  # parquet written by another program: no planned shard set to check against
+    check = folder.check_config(root, config)
+    if not check.problems:
+        return []
+    missing = folder.only_missing(check)
+    if missing is None:
+        raise UnreadableConfig(config, [{"file": None, "reason": " ".join(check.problems[0].split())}])
+    return [missing]
+
+
+class LocalConfig:
+    """One config of a local folder: its small columns read at once, its images read on demand."""
+
+    def __init__(self, root: Path, config: str, files: list[Path], incomplete: list[str]):
+        import pyarrow.parquet as pq
+
+        self.name, self.files, self.incomplete = config, [str(f) for f in files], incomplete
+        self.pins = [_pin(f) for f in files]
+        wanted = ("label", "labels", "image_id", "severity", "image")
+        tables = []
+        for path in files:
+            names = pq.ParquetFile(path).schema_arrow.names
+            tables.append(pq.read_table(path, columns=[c for c in wanted if c in names and c != "image"]))
+            if "image" not in names:
+                raise DataError(f"config {config!r} has no `image` column (columns: {', '.join(names)})")
+        self.columns = {}
+        for name in tables[0].column_names if tables else []:
+            self.columns[name] = [v for t in tables for v in t.column(name).to_pylist()]
+        if [_pin(f) for f in files] != self.pins:
+            raise DataError(f"{root / config}: shards were replaced while being opened (another generate run?): "
+                            "rerun evaluate when the folder is complete")
+        self.column_names = list(self.columns) + ["image"]
+        self.images = ShardImages(self.files, self.pins, [t.num_rows for t in tables])
+        self.fingerprints = [f"{config}/{Path(f).name}:{_fingerprint_of(f)}" for f in files]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, column: str) -> list:
+        return self.columns[column]
+
+
+def _pin(path) -> tuple:
+    st = os.stat(path)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _fingerprint_of(path) -> str:
+    """The shard's shift_hub fingerprint, or for foreign parquet a hash of its size and footer."""
+    import hashlib
+
+    from .. import folder
+
+    found = folder.readable_fingerprint(path)
+    if found:
+        return found
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path)
+    return "sha256:" + hashlib.sha256(f"{os.path.getsize(path)}:{meta.num_rows}:{meta.serialized_size}:"
+                                      f"{meta.schema}".encode()).hexdigest()
+
+
+class ShardImages:
+    """The `image` cells of a config's shards by row number, one row group in memory per process."""
+
+    def __init__(self, files: list[str], pins: list[tuple], rows: list[int]):
+        self.files, self.pins = files, pins
+        self.starts = np.cumsum([0, *rows]).tolist()
+        self.count = self.starts[-1]
+        self._group = (None, None, None, None)  # (file index, first row, last row, cells)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def head(self, n: int) -> "ShardImages":
+        """The first n rows only (`--limit`)."""
+        import copy
+
+        out = copy.copy(self)
+        out.count = min(n, self.count)
+        return out
+
+    def __getitem__(self, r: int) -> dict:
+        import bisect
+
+        import pyarrow.parquet as pq
+
+        f = bisect.bisect_right(self.starts, r) - 1
+        local = r - self.starts[f]
+        index, first, last, cells = self._group
+        if index != f or not first <= local < last:
+            path = self.files[f]
+            if _pin(path) != self.pins[f]:
+                raise DataError(f"{path} was replaced while it was being scored (another generate run?): "
+                                "rerun evaluate when the folder is complete")
+            meta = pq.ParquetFile(path)
+            group, first = 0, 0
+            while first + meta.metadata.row_group(group).num_rows <= local:
+                first += meta.metadata.row_group(group).num_rows
+                group += 1
+            cells = meta.read_row_group(group, columns=["image"]).column("image").to_pylist()
+            last = first + len(cells)
+            self._group = (f, first, last, cells)
+        return {"image": cells[local - first]}
 
 
 def _bad_shards(root: Path, files: list[Path], full: bool) -> list[dict]:
@@ -153,6 +265,8 @@ def _row_labels(dataset) -> list[list[int]]:
 
 
 def _prepare(name: str, dataset, space: LabelSpace | None, limit: int | None) -> ConfigData:
+    if isinstance(dataset, LocalConfig):
+        return _prepare_local(dataset, space, limit)
     import datasets
 
     if "image" not in dataset.column_names:
@@ -172,6 +286,21 @@ def _prepare(name: str, dataset, space: LabelSpace | None, limit: int | None) ->
                       [int(s or 0) for s in sev])
 
 
+def _prepare_local(config: "LocalConfig", space: LabelSpace | None, limit: int | None) -> ConfigData:
+    labels = _row_labels(config)
+    if len(config) == 0:
+        raise DataError(f"config {config.name!r} is empty: nothing to evaluate")
+    images = config.images.head(limit) if limit else config.images
+    n = len(images)
+    ids = config["image_id"][:n] if "image_id" in config.columns else [str(i) for i in range(n)]
+    sev = config["severity"][:n] if "severity" in config.columns else [0] * n
+    labels = labels[:n]
+    part = ConfigData(config.name, images, space or _registry_space(config.name, labels), labels, list(ids),
+                      [int(s or 0) for s in sev])
+    part.fingerprints, part.incomplete = config.fingerprints, config.incomplete
+    return part
+
+
 def _registry_space(name: str, labels: list) -> LabelSpace:
     """The registry's label space for the config, unless the data are not that benchmark's images:
     when most labelled rows (e.g. ImageNet val photos run through a ToonNet filter) fall outside the
@@ -184,6 +313,24 @@ def _registry_space(name: str, labels: list) -> LabelSpace:
     if labelled and outside * 2 > len(labelled):
         return get_label_space(None)
     return space
+
+
+def label_space_fallbacks(parts: list[ConfigData], override: str | None = None) -> dict[str, str]:
+    """{config: why} for each config scored in another label space than the registry names for it, so
+    the table, the report and results.json say so instead of a silent fallback."""
+    notes = {}
+    for part in parts:
+        meant = label_space_for(part.name)
+        if part.space.name == meant.name:
+            continue
+        if override:
+            notes[part.name] = f"scored in {part.space.name} as --label-space asked, not its own {meant.name}"
+            continue
+        labelled = [row for row in part.labels if row]
+        outside = sum(1 for row in labelled if not meant.targets(row))
+        notes[part.name] = (f"scored in {part.space.name}, not {meant.name}: {outside} of {len(labelled)} labelled "
+                            f"images have no class in {meant.name} (they are not that benchmark's images)")
+    return notes
 
 
 def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = None,
@@ -226,6 +373,9 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
         from .report import describe_unreadable
 
         raise DataError(f"{text}: no config could be read: {describe_unreadable(unreadable)}")
+    incomplete = {p.name: list(p.incomplete) for p in parts if p.incomplete}
+    if incomplete:  # scored on the shards present, and said in the table, the report and results.json
+        source["incomplete"] = incomplete
     return source, parts
 
 
@@ -271,25 +421,34 @@ def _checked_load(loader, config: str):
 
 
 def _select(configs, available: list[str]) -> list[str]:
+    """The configs asked for, by every name `generate` takes (a config, a shift's severities such as
+    `gaussian_noise`, a group, `all-cpu`), that the data holds; a name matching nothing lists the nearest."""
     if not configs:
         return available
-    from ..registry import groups
+    from ..registry import REGISTRY, UnknownConfig, expand, groups, nearest
 
     out: list[str] = []
-    grouped = groups()
     for name in configs:
-        if name == "all-cpu" or name == "all":
-            items = available
-        elif name in grouped:
-            items = [c for c in grouped[name] if c in available]
+        if name in ("all", "all-cpu") or name in available:
+            items = available if name in ("all", "all-cpu") and name not in available else [name]
         else:
-            if name not in available:
-                raise DataError(f"config {name!r} not in the data (have: {', '.join(available)})")
-            items = [name]
+            try:
+                wanted = expand([name])
+            except UnknownConfig:
+                near = nearest(name, [*available, *groups(), *{n.rsplit("_", 1)[0] for n in REGISTRY}])
+                raise DataError(f"config {name!r} is neither in the data nor a known config, shift or group"
+                                + (f"; nearest: {', '.join(near)}" if near else "")
+                                + f" ({len(available)} configs in the data: `shift-hub list` names them all)") from None
+            items = [c for c in wanted if c in available]
+            if not items:
+                raise DataError(f"{name!r} names {len(wanted)} config(s), none of them in the data "
+                                f"({_shown(available)})")
         out.extend(i for i in items if i not in out)
-    if not out:
-        raise DataError(f"none of {configs} present in the data (have: {', '.join(available)})")
     return out
+
+
+def _shown(names: list[str], limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,7 +459,9 @@ def decode_image(value):
     """datasets Image value (bytes and/or path) -> RGB PIL image."""
     from PIL import Image
 
-    if isinstance(value, dict):
+    if isinstance(value, (bytes, bytearray)):  # a plain binary column (parquet written by another program)
+        image = Image.open(io.BytesIO(value))
+    elif isinstance(value, dict):
         if value.get("bytes"):
             image = Image.open(io.BytesIO(value["bytes"]))
         else:

@@ -580,7 +580,8 @@ _OURS = ("license", "license_name", "license_link", "configs")  # metadata the c
 
 
 def compose_card(configs: list[tuple[dict, dict]], repo_hint: str, base_data: dict | None = None,
-                 notes: str | None = None, bibtex: dict[str, str] | None = None):
+                 notes: str | None = None, bibtex: dict[str, str] | None = None,
+                 incomplete: list[tuple[str, str]] = ()):
     """The card for a list of (facts, `configs:` entry), in that order; `bibtex` adds entries for papers
     the registry does not hold (from a remote card)."""
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -631,6 +632,7 @@ def compose_card(configs: list[tuple[dict, dict]], repo_hint: str, base_data: di
                     for d in context["deviations"]],
         bibtex="\n".join(papers.get(k, f"% {k}: BibTeX not available") for k in keys),
         families=rendered, notes=notes,
+        incomplete=[(md_escape(n), md_escape(w)) for n, w in incomplete],
     )
 
 
@@ -689,9 +691,31 @@ def _card_progress(names: list[str], thumbnails: bool):
 
 def render_card(out: str | Path, repo_hint: str | None = None, configs: list[str] | None = None,
                 thumbnails: bool = True):
-    """The card of the configs generated in `out` (all, or `configs`), writing their thumbnails."""
+    """The card of the configs generated in `out` (all, or `configs`), writing their thumbnails.
+
+    Of the whole folder, a config whose planned shard set is not complete (a run still writing it, or one
+    that was killed) is left out of `configs:`, so it cannot be loaded as if complete, and named as such."""
     out = Path(out)
-    return compose_card(local_configs(out, configs, thumbnails), repo_hint or out.name)
+    incomplete = []
+    if configs is None:
+        incomplete = incomplete_configs(out)
+        order = {name: i for i, name in enumerate(REGISTRY)}  # the registry's order: clean first
+        configs = sorted((n for n in folder.summary(out) if n not in dict(incomplete)),
+                         key=lambda n: (order.get(n, len(order)), n))
+        if not configs:
+            raise CardError(f"{out}: no complete config to list ({'; '.join(f'{n}: {w}' for n, w in incomplete)}); "
+                            "rerun the same `shift-hub generate` to finish them")
+    return compose_card(local_configs(out, configs, thumbnails), repo_hint or out.name, incomplete=incomplete)
+
+
+def incomplete_configs(out: Path) -> list[tuple[str, str]]:
+    """(config, what is wrong, without local paths) for each config whose shard set is not one complete run."""
+    found = []
+    for name, check in folder.check(out).items():
+        if check.problems:
+            what = folder.only_missing(check) or "shards of different runs or settings mixed"
+            found.append((name, what))
+    return found
 
 
 def merge_cards(local_text: str, remote_text: str | None, repo_hint: str):

@@ -57,8 +57,20 @@ class Task:
         else:
             out["configs"] = list(self.configs)
         out["split"] = self.split
-        out["metric"] = {"name": name, "unit": UNIT, "higher_is_better": higher}
+        out["metric"] = {"name": name + _space_words(self.configs), "unit": UNIT, "higher_is_better": higher}
         return out
+
+
+def _space_words(configs: tuple[str, ...]) -> str:
+    """What `shift-hub evaluate` computes for a config with its own label space: that space when the images
+    carry its classes, else ImageNet-1k (results.json's `label_space_fallbacks` says which was used)."""
+    from ..evaluation.labels import label_space_for
+
+    spaces = {label_space_for(c).name for c in configs} - {"imagenet-1k"}
+    if len(configs) != 1 or not spaces:
+        return ""
+    return (f" in the {spaces.pop()} label space (ImageNet-1k when most images have no class there; "
+            "results.json says which)")
 
 
 def catalogue() -> list[tuple[str, str, tuple[str, ...]]]:

@@ -1,7 +1,10 @@
 """Publish generated configs to a Hub dataset repo with `create_repo` + `upload_folder`.
 
 Only the chosen configs' files (their shards and thumbnails), the card and `eval.yaml` are uploaded; stale
-shards of those configs are deleted, and no other config's files are touched. The card is the remote card
+shards of those configs (files of shift_hub's shard naming this push does not write) are deleted, other files
+in their folders are kept unless `overwrite`, and no other config's files are touched. Everything is checked and
+prepared (the folder, the images the thumbnails are made of, the card, the remote state and so every deletion)
+before anything is created on the Hub; the plan lists each deletion and each file kept. The card is the remote card
 merged with the local one config by config, so pushing `clean` to a repo that holds `clean_full` keeps both;
 `eval.yaml` (the Hub Benchmark definition, hub/eval_yaml.py) is rebuilt for every config the merged card lists
 and merged with the remote one by task id. The token comes from `HF_TOKEN` or the login cache
@@ -9,8 +12,12 @@ and merged with the remote one by task id. The token comes from `HF_TOKEN` or th
 """
 from __future__ import annotations
 
+import fnmatch
+import glob
+import io
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,6 +43,10 @@ class PushPlan:
     revision: str | None = None
     remote_configs: list[str] = field(default_factory=list)
     eval_yaml: str = ""  # the merged benchmark definition written at the repo root
+    deletions: list[str] = field(default_factory=list)  # files on the Hub this push deletes
+    kept: list[str] = field(default_factory=list)  # files in the pushed configs' folders shift_hub did not write
+    remote_known: bool = True  # False when the Hub was not read (then deletions are unknown)
+    remote_sha: str | None = None  # the commit the plan was made from: a push that lands on it changed nothing
 
     @property
     def total_bytes(self) -> int:
@@ -59,6 +70,13 @@ class PushPlan:
             tasks = [t["id"] for t in eval_yaml.parse(self.eval_yaml)["tasks"]]
             lines.append(f"  {eval_yaml.FILENAME}  {_size(len(self.eval_yaml.encode()))}  (benchmark tasks: "
                          + ", ".join(tasks) + ")")
+        lines.extend(f"  delete {path}" + ("" if _is_our_shard(path) else "  (not written by shift_hub; --overwrite)")
+                     for path in self.deletions)
+        if self.kept:
+            lines.append("kept on the Hub, not written by shift_hub (--overwrite deletes them): "
+                         + ", ".join(self.kept))
+        if not self.remote_known:
+            lines.append("files on the Hub not read: what this push would delete is not known")
         kept = [c for c in self.remote_configs if c not in self.configs]
         if kept:
             lines.append(f"kept on the Hub as they are: {', '.join(kept)}")
@@ -99,6 +117,18 @@ def dataset_url(api, repo_id: str, revision: str | None) -> str:
     return f"{url}/tree/{revision}" if revision else url
 
 
+@dataclass
+class Remote:
+    """What the Hub holds where a push lands, read at one commit: root texts and every file's path."""
+    texts: dict[str, str | None]
+    files: list[str]
+    known: bool = True  # False: the Hub was not read
+    sha: str | None = None  # the commit read
+
+
+ROOT_FILES = ["README.md", eval_yaml.FILENAME]
+
+
 def remote_card(api, repo_id: str, revision: str | None, token) -> str | None:
     """The README.md on the Hub, or None when the repo, the revision or the file does not exist yet."""
     return remote_files(api, repo_id, revision, token, ["README.md"])["README.md"]
@@ -107,20 +137,106 @@ def remote_card(api, repo_id: str, revision: str | None, token) -> str | None:
 def remote_files(api, repo_id: str, revision: str | None, token, names: list[str]) -> dict[str, str | None]:
     """The text of each named root file on the Hub (None where the repo, revision or file does not exist),
     all read at one commit."""
+    return read_remote(api, repo_id, revision, token, names).texts
+
+
+def read_remote(api, repo_id: str, revision: str | None, token, names: list[str] = ROOT_FILES) -> Remote:
+    """The Hub's state where a push lands. A branch that does not exist yet is read from main, which it
+    will be created from; a repo that does not exist yet holds nothing."""
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     found: dict[str, str | None] = dict.fromkeys(names)
     try:  # repo info first: one request, not retried, so an unreachable Hub fails fast
-        info = api.dataset_info(repo_id, revision=revision, token=token)
-        present = {s.rfilename for s in info.siblings or []}
+        try:
+            info = api.dataset_info(repo_id, revision=revision, token=token)
+        except RevisionNotFoundError:
+            if not revision:
+                raise
+            info = api.dataset_info(repo_id, token=token)
+        present = sorted(s.rfilename for s in info.siblings or [])
         with tempfile.TemporaryDirectory(prefix="shift_hub_card_") as cache:
             for name in (n for n in names if n in present):
                 path = api.hf_hub_download(repo_id, name, repo_type=REPO_TYPE, revision=info.sha, token=token,
                                            cache_dir=cache)
                 found[name] = Path(path).read_text(encoding="utf-8")
     except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
-        pass
-    return found
+        return Remote(found, [])
+    return Remote(found, present, sha=info.sha)
+
+
+def _is_our_shard(path: str) -> bool:
+    """Whether a repo path is named as shift_hub names shards: <config>/validation-IIIII-of-NNNNN.parquet."""
+    parts = path.split("/")
+    return len(parts) == 2 and folder.SHARD_PATTERN.match(parts[1]) is not None
+
+
+def _loaded_with_config(path: str) -> bool:
+    """Whether `load_dataset` reads this file as part of its config (the card's data_files glob)."""
+    parts = path.split("/")
+    return len(parts) == 2 and fnmatch.fnmatchcase(parts[1], f"{SPLIT}-*.parquet")
+
+
+def remote_changes(remote_files: list[str], configs: list[str], written: set[str],
+                   overwrite: bool) -> tuple[list[str], list[str]]:
+    """(files to delete, files kept) among the files on the Hub in the pushed configs' folders that this push
+    does not write: stale shards of ours go; anything else stays unless `overwrite`. A foreign file that
+    `load_dataset` would read as part of the config is refused, so the pushed config is never silently mixed."""
+    delete, kept = [], []
+    for path in remote_files:
+        if "/" not in path or path.split("/", 1)[0] not in configs or path in written:
+            continue
+        if overwrite or _is_our_shard(path):
+            delete.append(path)
+        elif _loaded_with_config(path):
+            raise PushError(f"{path} on the Hub is not a shift_hub shard, but `load_dataset` would read it as part "
+                            f"of {path.split('/')[0]}: delete it on the Hub, or pass --overwrite to delete it "
+                            "with this push; nothing was created or uploaded")
+        else:
+            kept.append(path)
+    return delete, kept
+
+
+def check_thumbnail_images(out: Path, configs: list[str]) -> None:
+    """Decode the images each config's card thumbnail is made of, as cards.write_thumbnail picks them, so an
+    undecodable one is refused in one line before anything is created on the Hub (a dry run included)."""
+    for name in configs:
+        problem = _undecodable_thumbnail_image(out, name)
+        if problem:
+            raise PushError(problem)
+
+
+def _undecodable_thumbnail_image(out: Path, name: str) -> str | None:
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    left = cards.THUMBNAIL_COUNT
+    for path in folder.shard_files(out / name):
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=cards.THUMBNAIL_COUNT, columns=["image", "image_id"])
+            batch = next(batches, None)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
+            return _undecodable(path, name, None, exc)
+        if batch is None:
+            continue
+        cells, ids = batch.column("image").to_pylist()[:left], batch.column("image_id").to_pylist()
+        for cell, image_id in zip(cells, ids):
+            try:
+                with Image.open(io.BytesIO(cell["bytes"])) as img:
+                    img.convert("RGB")
+            except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError...
+                return _undecodable(path, name, image_id, exc)
+        left -= len(cells)
+        if left <= 0:
+            break
+    return None
+
+
+def _undecodable(path: Path, config: str, image_id: str | None, exc: Exception) -> str:
+    what = f"image {image_id!r}" if image_id is not None else "its images"
+    reason = " ".join(str(exc).split())[:120]
+    return (f"{path}: {what} cannot be decoded ({type(exc).__name__}: {reason}), and config {config}'s card "
+            "thumbnail is made from it; nothing was created or uploaded. Delete this shard and rerun the same "
+            "`shift-hub generate` to remake it, then push again")
 
 
 def chosen_configs(out: str | Path, configs: list[str] | None) -> list[str]:
@@ -146,6 +262,7 @@ def chosen_configs(out: str | Path, configs: list[str] | None) -> list[str]:
 
 
 def check_repo_id(repo_id: str) -> None:
+    """A full NAMESPACE/NAME: a bare name would be created under the token's user, then not be found."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -154,26 +271,50 @@ def check_repo_id(repo_id: str) -> None:
     except HFValidationError as exc:
         raise PushError(f"{repo_id!r} is not a Hub repo id (expected NAMESPACE/NAME, e.g. my-org/shift_hub): "
                         f"{exc}") from None
+    if "/" not in repo_id:
+        raise PushError(f"{repo_id!r} has no namespace: give NAMESPACE/NAME (your user or organisation, e.g. "
+                        f"my-org/{repo_id}); nothing was created or uploaded")
+
+
+def prepare_local(out: str | Path, repo_id: str, configs: list[str] | None = None,
+                  thumbnails: bool = True) -> tuple[list[str], str]:
+    """(the configs to push, their local card): every local check, so none can fail after the repo exists."""
+    out = Path(out)
+    check_repo_id(repo_id)
+    chosen = chosen_configs(out, configs)
+    check_thumbnail_images(out, chosen)  # before the card, which decodes them for the thumbnails
+    return chosen, str(cards.render_card(out, repo_hint=repo_id, configs=chosen, thumbnails=thumbnails))
 
 
 def plan(out: str | Path, repo_id: str, configs: list[str] | None = None, revision: str | None = None,
-         api=None, token=None, remote: str | None | bool = True, thumbnails: bool = True) -> PushPlan:
-    """What a push would upload: files, sizes and the merged card. `remote=False` skips reading the Hub."""
+         api=None, token=None, remote: str | None | bool | Remote = True, thumbnails: bool = True,
+         overwrite: bool = False) -> PushPlan:
+    """What a push would upload and delete: files, sizes and the merged card. `remote=True` reads the Hub;
+    a `Remote` is what was read; a string is the remote card alone; False or None skips reading the Hub."""
     from huggingface_hub import HfApi
 
-    out = Path(out)
-    check_repo_id(repo_id)
     api = api or HfApi()
-    chosen = chosen_configs(out, configs)
-    local = str(cards.render_card(out, repo_hint=repo_id, configs=chosen, thumbnails=thumbnails))
-    found = remote_files(api, repo_id, revision, token, ["README.md", eval_yaml.FILENAME]) if remote is True else {
-        "README.md": remote or None}
-    remote_text = found["README.md"]
+    chosen, local = prepare_local(out, repo_id, configs, thumbnails)
+    if remote is True:
+        remote = read_remote(api, repo_id, revision, token)
+    elif not isinstance(remote, Remote):
+        remote = Remote({"README.md": remote or None}, [], known=False)
+    return assemble(Path(out), repo_id, chosen, local, remote, revision, dataset_url(api, repo_id, revision),
+                    overwrite)
+
+
+def assemble(out: Path, repo_id: str, chosen: list[str], local: str, remote: Remote, revision: str | None,
+             url: str, overwrite: bool = False) -> PushPlan:
+    """The plan from the local card and the Hub's state: the merged card and eval.yaml, and what goes."""
+    remote_text = remote.texts.get("README.md")
     card = cards.merge_cards(local, remote_text, repo_hint=repo_id)
     cards.validate_card(str(card))
-    return PushPlan(repo_id, chosen, config_files(out, chosen), str(card), dataset_url(api, repo_id, revision),
-                    revision, cards_configs(remote_text) if remote_text else [],
-                    merged_eval_yaml(cards_configs(str(card)), found.get(eval_yaml.FILENAME), repo_id))
+    files = config_files(out, chosen)
+    deletions, kept = remote_changes(remote.files, chosen, {rel for rel, _, _ in files}, overwrite)
+    return PushPlan(repo_id, chosen, files, str(card), url, revision,
+                    cards_configs(remote_text) if remote_text else [],
+                    merged_eval_yaml(cards_configs(str(card)), remote.texts.get(eval_yaml.FILENAME), repo_id),
+                    deletions, kept, remote.known, remote.sha)
 
 
 def merged_eval_yaml(configs: list[str], remote_text: str | None, repo_id: str) -> str:
@@ -188,41 +329,62 @@ def merged_eval_yaml(configs: list[str], remote_text: str | None, repo_id: str) 
 
 
 def push(out: str | Path, repo_id: str, configs: list[str] | None = None, private: bool = False,
-         revision: str | None = None, dry_run: bool = False, log: Callable[[str], None] = print):
-    """Create the repo if needed and upload the chosen configs with the merged card (see `_upload`).
+         revision: str | None = None, dry_run: bool = False, overwrite: bool = False,
+         log: Callable[[str], None] = print):
+    """Check and prepare everything (folder, thumbnail images, card, the Hub's state), then create the repo
+    if needed and upload the chosen configs with the merged card (see `_upload`).
 
-    Returns the CommitInfo (None for a dry run). Raises PushError before any upload when no token
-    is available.
+    Returns the CommitInfo (None for a dry run). Raises PushError before anything is created on the Hub for
+    any problem found locally, a missing token, or a Hub that cannot be read. `overwrite` also deletes the
+    files in the pushed configs' folders that shift_hub did not write.
     """
     from huggingface_hub import HfApi, get_token
 
     check_repo_id(repo_id)
-    chosen_configs(out, configs)  # a wrong folder, config or damaged shard is reported before anything is created
+    chosen_configs(out, configs)  # a wrong folder, config or damaged shard is reported before the token
     token = get_token()
     if token is None and not dry_run:
         raise PushError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access "
                         f"to {repo_id.split('/')[0]!r} is needed to push)")
     api = HfApi(token=token)
-    if not dry_run:
-        try:
-            api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
-            if revision:
-                api.create_branch(repo_id, repo_type=REPO_TYPE, branch=revision, exist_ok=True)
-        except Exception as exc:  # auth, permissions, network: say so without a traceback
-            raise PushError(f"cannot create or open dataset repo {repo_id}: {type(exc).__name__}: {exc}") from exc
+    with lfs_uploads_off_huggingface_co(api.endpoint):
+        chosen, local = prepare_local(out, repo_id, configs, thumbnails=not dry_run)
+        remote = _read_remote_for_push(api, repo_id, revision, token, dry_run, log)
+        the_plan = assemble(Path(out), repo_id, chosen, local, remote, revision,
+                            dataset_url(api, repo_id, revision), overwrite)
+        log(the_plan.describe())
+        if dry_run:
+            log("dry run: nothing uploaded")
+            return None
+        _open_repo(api, repo_id, revision, private)
+        return _upload_and_report(api, the_plan, log)
+
+
+def _read_remote_for_push(api, repo_id: str, revision: str | None, token, dry_run: bool, log) -> Remote:
+    """The Hub's state; a dry run works offline (the local card alone), a push refuses before creating."""
     try:
-        the_plan = plan(out, repo_id, configs, revision, api=api, token=token, thumbnails=not dry_run)
-    except (PushError, FileNotFoundError, KeyError, cards.CardError):
-        raise
-    except Exception as exc:  # a dry run works offline: the Hub may be unreachable
+        return read_remote(api, repo_id, revision, token)
+    except Exception as exc:  # network, auth, a Hub that is down: one line, nothing created
         if not dry_run:
-            raise
+            raise PushError(f"cannot read dataset repo {repo_id} on {api.endpoint} ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:200]}); nothing was created or uploaded") from exc
         log(f"(could not read the card on the Hub: {type(exc).__name__}; showing the local card only)")
-        the_plan = plan(out, repo_id, configs, revision, api=api, token=token, remote=None, thumbnails=False)
-    log(the_plan.describe())
-    if dry_run:
-        log("dry run: nothing uploaded")
-        return None
+        return Remote({}, [], known=False)
+
+
+def _open_repo(api, repo_id: str, revision: str | None, private: bool) -> None:
+    """Create the repo (and branch) only now, after every check: a refused push leaves nothing on the Hub."""
+    try:
+        api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, repo_type=REPO_TYPE, branch=revision, exist_ok=True)
+    except Exception as exc:  # auth, permissions, network: say so without a traceback
+        raise PushError(f"cannot create or open dataset repo {repo_id}: {type(exc).__name__}: {exc}") from exc
+
+
+def _upload_and_report(api, the_plan: PushPlan, log):
+    """Upload; a failure says that the Hub holds no half-published config and that a rerun completes it."""
+    repo_id = the_plan.repo_id
     try:
         commit = _upload(api, the_plan)
     except Exception as exc:
@@ -230,9 +392,38 @@ def push(out: str | Path, repo_id: str, configs: list[str] | None = None, privat
                         "whole or not at all and the card is committed last, so no config is listed without all "
                         "of its files; rerun the same command to complete the push (files already on the Hub are "
                         "not sent again).") from exc
-    log(f"pushed: {commit.commit_url if commit else 'nothing changed'}")
+    if commit is None or commit.oid == the_plan.remote_sha:  # the client skips a commit that changes nothing
+        log("nothing changed: the Hub already holds these files")
+    else:
+        log(f"pushed: {commit.commit_url}")
     log(f"dataset page: {the_plan.url}")
     return commit
+
+
+def _is_huggingface_co(endpoint: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(endpoint).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in ("huggingface.co", "hf.co"))
+
+
+@contextmanager
+def lfs_uploads_off_huggingface_co(endpoint: str):
+    """Upload with the LFS protocol to any endpoint but huggingface.co (a local Hub such as tests/hub_server.py,
+    a self-hosted one): with hf_xet installed, huggingface_hub sends every upload through Xet, with no
+    fallback, and only the Hugging Face Hub serves Xet. An HF_HUB_DISABLE_XET the user set is left as it is;
+    the switch is undone afterwards, so nothing else in the process changes."""
+    from huggingface_hub import constants
+
+    if "HF_HUB_DISABLE_XET" in os.environ or _is_huggingface_co(endpoint):
+        yield
+        return
+    before = constants.HF_HUB_DISABLE_XET
+    constants.HF_HUB_DISABLE_XET = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_DISABLE_XET = before
 
 
 def xet_uploads() -> bool:
@@ -247,16 +438,17 @@ def xet_uploads() -> bool:
 def _upload(api, the_plan: PushPlan):
     """Stage links to the chosen files plus the merged card and eval.yaml, then `upload_folder`.
 
-    Without hf_xet, `upload_folder` makes one commit: files, card, eval.yaml and stale-shard deletions land
+    Without hf_xet, `upload_folder` makes one commit: files, card, eval.yaml and the plan's deletions land
     together or not at all. With hf_xet it may split a large folder into several commits (by file count and
-    every 5 minutes); then the data goes first and the card and eval.yaml, with the deletion of stale shards,
-    in a last commit of their own, so neither names a config before all of its files are on the Hub.
+    every 5 minutes); then the data goes first and the card and eval.yaml, with the plan's deletions, in a
+    last commit of their own, so neither names a config before all of its files are on the Hub. Exactly the
+    files the plan lists are deleted, never a folder's whole content.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     message = f"shift_hub {__version__}: push {', '.join(the_plan.configs)}"
     patterns = [f"{c}/*" for c in the_plan.configs] + [f"{cards.THUMBNAIL_DIR}/{c}.jpg" for c in the_plan.configs]
-    stale_patterns = [f"{c}/*" for c in the_plan.configs]  # only the pushed configs' own folders
+    exact = [glob.escape(p) for p in the_plan.deletions]  # patterns that each match one path, the listed one
     together = not xet_uploads()
     with tempfile.TemporaryDirectory(prefix="shift_hub_push_") as tmp:
         stage = Path(tmp)
@@ -270,17 +462,14 @@ def _upload(api, the_plan: PushPlan):
         commit = api.upload_folder(
             repo_id=the_plan.repo_id, repo_type=REPO_TYPE, folder_path=stage, revision=the_plan.revision,
             allow_patterns=patterns + ["README.md", eval_yaml.FILENAME],
-            delete_patterns=stale_patterns if together else None, commit_message=message,
+            delete_patterns=(exact or None) if together else None, commit_message=message,
         )
     if together:
         return commit
-    local = {rel for rel, _, _ in the_plan.files}
-    remote = api.list_repo_files(the_plan.repo_id, repo_type=REPO_TYPE, revision=the_plan.revision)
-    stale = [p for p in remote if p not in local and any(p.startswith(pat[:-1]) for pat in stale_patterns)]
     benchmark = [CommitOperationAdd(eval_yaml.FILENAME, the_plan.eval_yaml.encode())] if the_plan.eval_yaml else []
     return api.create_commit(
         repo_id=the_plan.repo_id, repo_type=REPO_TYPE, revision=the_plan.revision,
         operations=[CommitOperationAdd("README.md", the_plan.card.encode()), *benchmark,
-                    *(CommitOperationDelete(p) for p in stale)],
+                    *(CommitOperationDelete(p) for p in the_plan.deletions)],
         commit_message=message + " (card)",
     )

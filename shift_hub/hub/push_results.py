@@ -2,8 +2,9 @@
 
 Uploads RESULTS_DIR/.eval_results/shift_hub.yaml to the same path in the model repo, merged with what is
 there (entries of the same dataset and task are replaced, others kept), so a second push updates rather
-than duplicates. Without write access (or with --create-pr) it goes to a pull request; an open shift_hub
-pull request of the same user is updated instead of opening another. The token is never printed.
+than duplicates, and a push of results the target already holds commits nothing and says so. Without write
+access (or with --create-pr) it goes to a pull request; an open shift_hub pull request of the same user is
+updated instead of opening another. The token is never printed.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .push import PushError
+from .push import PushError, lfs_uploads_off_huggingface_co
 
 PR_TITLE = "Add shift_hub evaluation results"
 
@@ -43,9 +44,9 @@ def read_local(results_dir: str | Path) -> tuple[str, list]:
 def push_results(results_dir: str | Path, model_repo: str, create_pr: bool = False,
                  log: Callable[[str], None] = print):
     """Commit the merged .eval_results file to MODEL_REPO's main branch, or to a pull request when asked
-    (`create_pr`) or when the token cannot write the repo. Returns the CommitInfo."""
+    (`create_pr`) or when the token cannot write the repo. Returns the CommitInfo, or None when the target
+    already holds these results (nothing is committed)."""
     from huggingface_hub import HfApi, get_token
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     from .push import check_repo_id
 
@@ -56,6 +57,13 @@ def push_results(results_dir: str | Path, model_repo: str, create_pr: bool = Fal
         raise PushError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (any token can open a pull "
                         f"request on {model_repo})")
     api = HfApi(token=token)
+    with lfs_uploads_off_huggingface_co(api.endpoint):
+        return _push_to(api, model_repo, path_in_repo, local, create_pr, log)
+
+
+def _push_to(api, model_repo: str, path_in_repo: str, local: list, create_pr: bool, log):
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
     try:
         api.model_info(model_repo)
     except RepositoryNotFoundError:
@@ -96,6 +104,11 @@ def _commit(api, repo_id: str, path_in_repo: str, local: list, revision: str | N
 
     remote = _remote_entries(api, repo_id, path_in_repo, revision or "main")
     merged = eval_results.merge(remote, local)
+    where = f"pull request {pr_url}" if pr_url else f"{repo_id} ({revision or 'main'})"
+    if _same_entries(merged, remote):  # a commit would change nothing: say so, and link to no commit
+        log(f"nothing changed: {path_in_repo} in {where} already holds these {len(local)} entries"
+            + ("; no pull request opened" if revision is None else ""))
+        return None
     text = eval_results.dump(merged)
     datasets = sorted({e.dataset_id for e in local})
     message = f"shift_hub results on {', '.join(datasets)}"
@@ -107,11 +120,32 @@ def _commit(api, repo_id: str, path_in_repo: str, local: list, revision: str | N
         return commit
     commit = api.create_commit(repo_id, [CommitOperationAdd(path_in_repo, text.encode())], commit_message=message,
                                revision=revision)
-    where = f"pull request {pr_url}" if pr_url else f"{repo_id} ({revision})"
-    replaced = len(remote) + len(local) - len(merged)
-    log(f"updated {path_in_repo} in {where}: {len(local)} entries"
-        + (f", {replaced} replaced" if replaced else "") + f"; {commit.commit_url}")
+    log(f"updated {path_in_repo} in {where}: {len(local)} entries ({_changes(remote, local)}); "
+        f"{commit.commit_url}")
     return commit
+
+
+def _entry_texts(items: list) -> list[str]:
+    """Each entry as canonical text, so entries compare by content, whatever their order in the file."""
+    import json
+
+    from huggingface_hub import eval_result_entries_to_yaml
+
+    return [json.dumps(d, sort_keys=True, default=str) for d in eval_result_entries_to_yaml(list(items))]
+
+
+def _same_entries(merged: list, remote: list) -> bool:
+    return sorted(_entry_texts(merged)) == sorted(_entry_texts(remote))
+
+
+def _changes(remote: list, local: list) -> str:
+    """'1 new, 2 changed, 3 unchanged' (zeros left out): what the commit did to each of our entries."""
+    before = dict(zip(((e.dataset_id, e.task_id) for e in remote), _entry_texts(remote)))
+    counts = {"new": 0, "changed": 0, "unchanged": 0}
+    for entry, text in zip(local, _entry_texts(local)):
+        key = (entry.dataset_id, entry.task_id)
+        counts["new" if key not in before else "unchanged" if before[key] == text else "changed"] += 1
+    return ", ".join(f"{n} {what}" for what, n in counts.items() if n)
 
 
 def _remote_entries(api, repo_id: str, path_in_repo: str, revision: str) -> list:

@@ -5,6 +5,7 @@ sort and to send to worker processes; a source must therefore be picklable and r
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -39,6 +40,28 @@ def read_file(path: str | Path) -> bytes:
     except OSError as exc:
         detail = exc.strerror or stable_reason(exc) or type(exc).__name__
         raise SourceError(f"cannot read the file ({detail}): {Path(path).name}") from None
+
+
+def printable_name(name: str) -> str:
+    """A file name as valid UTF-8 text: the bytes that are not UTF-8 (which the OS hands Python as lone
+    surrogates) written as `\\xff` escapes, so ids, footers and cards can hold it."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def is_utf8_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+NOT_UTF8 = "file name is not valid UTF-8 (rename the file to include it)"
+
+
+def not_utf8_reason(name: str) -> str:
+    """The skip reason of an image whose file name is not UTF-8 (a parquet id must be): names it, escaped."""
+    return f"{NOT_UTF8}: {printable_name(name)}"
 
 
 class Source:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import classes
-from .base import Box, Example, Source, SourceError
+from .base import Box, Example, Source, SourceError, printable_name
 
-IMAGE_RE = re.compile(r"ILSVRC2012_val_(\d{8})\.(JPEG|jpeg|jpg|JPG|png)$")
+# ASCII digits only: \d and int() also read other scripts' digits, which would relabel a stray file as image N
+IMAGE_RE = re.compile(r"ILSVRC2012_val_(\d{8})\.(JPEG|jpeg|jpg|JPG|png)$", re.ASCII)
 GROUND_TRUTH = ("ILSVRC2015_clsloc_validation_ground_truth.txt", "ILSVRC2012_validation_ground_truth.txt")
 META = ("meta_clsloc.mat", "meta.mat")
 BLACKLIST = ("ILSVRC2015_clsloc_validation_blacklist.txt", "ILSVRC2012_validation_blacklist.txt")
@@ -177,4 +178,5 @@ class Devkit(Source):
 
     def describe(self) -> str:
         # the folder's name only: full paths would leak into public cards and make bytes machine-dependent
-        return f"devkit ILSVRC-2012 val ({self.root.resolve().name})" + (" (blacklist excluded)" if self.exclude_blacklist else "")
+        excluded = " (blacklist excluded)" if self.exclude_blacklist else ""
+        return f"devkit ILSVRC-2012 val ({printable_name(self.root.resolve().name)})" + excluded

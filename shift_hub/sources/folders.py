@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import classes
-from .base import Example, Source, SourceError
+from .base import Example, Source, SourceError, is_utf8_name, not_utf8_reason, printable_name, read_file
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
@@ -30,7 +30,15 @@ class Folders(Source):
         for d in dirs:
             for path in sorted(d.iterdir()):
                 if path.suffix.lower() in IMAGE_SUFFIXES:
-                    yield Example(f"{d.name}/{path.stem}", (index[d.name],), str(path))
+                    yield Example(f"{d.name}/{printable_name(path.stem)}", (index[d.name],), str(path))
+
+    def read(self, example: Example) -> bytes:
+        """The file's bytes; an image whose name is not UTF-8 is skipped (with a reason naming it) so the
+        rest of the folder is still generated."""
+        name = Path(example.locator).name
+        if not is_utf8_name(name):
+            raise SourceError(not_utf8_reason(name))
+        return read_file(example.locator)
 
     def describe(self) -> str:
-        return f"class folders ({self.root.resolve().name})"
+        return f"class folders ({printable_name(self.root.resolve().name)})"

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import classes
-from .base import Example, Source, SourceError
+from .base import NOT_UTF8, Example, Source, SourceError, is_utf8_name, printable_name
 from .folders import IMAGE_SUFFIXES
 
 IMAGENET_V2_VARIANTS = ("matched-frequency", "threshold0.7", "top-images")
-VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_(\d{8})$")
+VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_(\d{8})$", re.ASCII)  # \d and int() read other scripts' digits too
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 
 
@@ -48,6 +48,9 @@ class Skip:
     """An entry left out of a set: its path and why (stable text: no folders, no reprs)."""
     path: str
     reason: str
+
+    def __post_init__(self):  # a name that is not UTF-8 is still listed, escaped, in results that must be UTF-8
+        object.__setattr__(self, "path", printable_name(str(self.path)))
 
 
 def _os_reason(path: Path, exc: OSError) -> str:
@@ -113,8 +116,10 @@ def _labelled_folders(root: Path, label_of: Callable[[str], int | None], what: s
             continue
         skipped += bad + [Skip(str(s), "a folder inside a class folder") for s in sub]
         skipped += [Skip(str(f), _not_image(f)) for f in images if f.suffix.lower() not in IMAGE_SUFFIXES]
+        skipped += [Skip(str(f), NOT_UTF8) for f in images
+                    if f.suffix.lower() in IMAGE_SUFFIXES and not is_utf8_name(f.name)]
         for path in images:
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.suffix.lower() in IMAGE_SUFFIXES and is_utf8_name(path.name):
                 yield Example(f"{d.name}/{path.stem}", (label,), str(path))
 
 
@@ -341,7 +346,8 @@ class ImageNetP(Source):
             except SourceError as exc:
                 skipped.append(Skip(str(d), _without_name(exc)))
                 continue
-            skipped += bad
+            skipped += bad + [Skip(str(item), NOT_UTF8) for item in files + sub if not is_utf8_name(item.name)]
+            files, sub = [f for f in files if is_utf8_name(f.name)], [s for s in sub if is_utf8_name(s.name)]
             for item in files:
                 if item.suffix.lower() in VIDEO_SUFFIXES:
                     out.append(Example(f"{perturbation}/{d.name}/{item.stem}", (index[d.name],), str(item)))

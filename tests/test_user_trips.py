@@ -1,0 +1,67 @@
+"""What a new user trips over (issue: wrong drops, silent fallbacks, names and messages): each test is one
+thing that did not work as a user expects, run the way a user runs it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import shift_hub
+from shift_hub.generate import GenerationError, generate
+
+CLI = [sys.executable, "-m", "shift_hub.cli"]
+
+
+def _cli(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def eight(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eight") / "data"
+    generate(["clean", "gaussian_noise_1", "toon_ius"], "samples", out, progress=False)
+    return out
+
+
+def test_a_config_over_other_images_is_refused_in_one_line(eight, tmp_path):
+    run = _cli("generate", "clean", "--source", "samples", "--out", str(eight), "--limit", "3", "--quiet")
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "plans 3 images" in lines[0] and "gaussian_noise_1 (8 images)" in lines[0]
+    assert "--overwrite" in lines[0]
+
+
+def test_drops_are_computed_on_the_images_both_configs_hold_and_say_so(eight, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(eight, data)
+    generate(["clean"], "samples", data, limit=3, overwrite=True, progress=False)  # asked for, so allowed
+    result = shift_hub.evaluate("efficientnet_lite0", data, configs=["clean", "gaussian_noise_1"], num_workers=0)
+    m = result.metrics["gaussian_noise_1"]
+    assert m["n_scored"] == 8 and result.metrics["clean"]["n_scored"] == 3
+    shared = {r["image_id"] for r in result.rows if r["config"] == "clean"}
+    noisy = [r for r in result.rows if r["config"] == "gaussian_noise_1" and r["image_id"] in shared]
+    clean = [r for r in result.rows if r["config"] == "clean"]
+    expected = sum(r["correct"] for r in clean) / 3 - sum(r["correct"] for r in noisy) / 3
+    assert m["drop"]["abs"] == pytest.approx(expected) and m["drop"]["images"] == 3 and m["drop"]["shared_only"]
+    table = result.markdown()
+    assert "gaussian_noise_1: drop computed on the 3 images it shares with clean" in table
+
+
+def test_a_label_space_fallback_is_said_in_the_table_the_report_and_results(eight, tmp_path):
+    result = shift_hub.evaluate("efficientnet_lite0", eight, configs=["clean", "toon_ius"], num_workers=0,
+                                out=tmp_path / "res", plots=False)
+    why = result.results["label_space_fallbacks"]["toon_ius"]
+    assert "not toonnet" in why and "labelled images have no class in toonnet" in why
+    assert result.metrics["toon_ius"]["label_space"] == "imagenet-1k"
+    assert f"toon_ius: {why}" in result.markdown()
+    saved = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert saved["metrics"]["toon_ius"]["label_space_fallback"] == why
+    assert "fallback: scored in imagenet-1k" in (tmp_path / "res" / "report.html").read_text()
+    from shift_hub.hub import eval_yaml
+
+    (task,) = [t for t in eval_yaml.tasks_for(["toon_ius"]) if t.id == "toon_ius_top1"]
+    assert "ImageNet-1k when most images have no class there" in task.to_dict()["metric"]["name"]
