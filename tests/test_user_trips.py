@@ -65,3 +65,15 @@ def test_a_label_space_fallback_is_said_in_the_table_the_report_and_results(eigh
 
     (task,) = [t for t in eval_yaml.tasks_for(["toon_ius"]) if t.id == "toon_ius_top1"]
     assert "ImageNet-1k when most images have no class there" in task.to_dict()["metric"]["name"]
+
+
+def test_evaluate_takes_every_name_generate_takes_and_lists_the_nearest(eight):
+    from shift_hub.evaluation.runner import DataError
+
+    result = shift_hub.evaluate("efficientnet_lite0", eight, configs=["gaussian_noise"], num_workers=0)
+    assert list(result.metrics) == ["gaussian_noise_1"]
+    result = shift_hub.evaluate("efficientnet_lite0", eight, configs=["imagenet_c", "toonnet"], num_workers=0)
+    assert set(result.metrics) == {"gaussian_noise_1", "toon_ius"}
+    with pytest.raises(DataError) as err:
+        shift_hub.evaluate("efficientnet_lite0", eight, configs=["gausian_noise"], num_workers=0)
+    assert "nearest: gaussian_noise" in str(err.value) and "pixelate" not in str(err.value)

@@ -436,9 +436,9 @@ def _select(configs, available: list[str]) -> list[str]:
                 wanted = expand([name])
             except UnknownConfig:
                 near = nearest(name, [*available, *groups(), *{n.rsplit("_", 1)[0] for n in REGISTRY}])
-                raise DataError(f"config {name!r} is neither in the data nor a known config, shift or group"
+                raise DataError(f"config {name!r} is not in the data and not a known config, shift or group"
                                 + (f"; nearest: {', '.join(near)}" if near else "")
-                                + f" ({len(available)} configs in the data: `shift-hub list` names them all)") from None
+                                + f" (the data holds {_shown(available)}; `shift-hub list` names every config)") from None
             items = [c for c in wanted if c in available]
             if not items:
                 raise DataError(f"{name!r} names {len(wanted)} config(s), none of them in the data "
