@@ -48,10 +48,12 @@ A killed run resumes: run the same command again.""",
 
 def _list(args) -> int:
     if args.params:
-        from .registry import describe, get
+        from .registry import describe, get, shown_needs
 
         spec = get(args.params)
         print(f"{spec.name} ({spec.family}): {spec.description}\n")
+        print(f"  geometry: {spec.geometry.describe()}; encoding: {spec.encoding.describe()}; "
+              f"needs: {shown_needs(spec)}\n")
         for line in describe(spec):
             print(f"  {line}")
         if spec.deviation:
@@ -66,17 +68,26 @@ def _list(args) -> int:
     from .registry import expand
 
     in_group = set(expand([args.group])) if args.group else None
-    rows = [(s.name, s.family, str(s.severity or "-"), ",".join(sorted(s.needs)) or "-",
-             s.geometry.describe(), s.encoding.describe(), _short(s.description))
-            for s in REGISTRY.values()
-            if (not args.family or s.family == args.family) and (in_group is None or s.name in in_group)]
-    header = ("config", "family", "sev", "needs", "geometry", "encoding", "description")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(6)]
-    for r in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:6], widths)) + "  " + r[6])
+    from .registry import shown_needs
+
+    specs = [s for s in REGISTRY.values()
+             if (not args.family or s.family == args.family) and (in_group is None or s.name in in_group)]
+    header = ("config", "family", "sev", "needs")
+    rows = [(s.name, s.family, str(s.severity or "-"), shown_needs(s)) for s in specs]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    room = max(20, LIST_WIDTH - sum(widths) - 2 * len(widths))  # the description takes what is left
+    for r, text in [(header, "description"), *((r, _short(s.description, room)) for r, s in zip(rows, specs))]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + text)
+    print("\ngeometry, encoding, parameters and deviation of one config: shift-hub list --params CONFIG")
     if grouped and not (args.family or args.group):
-        print("\ngroups: " + "; ".join(f"{g} ({len(v)} configs)" for g, v in grouped.items()) + "; all-cpu")
+        import textwrap
+
+        text = "groups: " + "; ".join(f"{g} ({len(v)} configs)" for g, v in grouped.items()) + "; all-cpu"
+        print("\n" + textwrap.fill(text, LIST_WIDTH, subsequent_indent="  ", break_on_hyphens=False))
     return 0
+
+
+LIST_WIDTH = 100  # `shift-hub list` fits a 100-column terminal; the details are under --params
 
 
 def _short(text: str, width: int = 70) -> str:
@@ -129,16 +140,35 @@ def _generate(args) -> int:
                        classes_subset=args.classes, batch_size=args.batch_size, progress=not args.quiet,
                        masks=_mask_options(args), overrides=_overrides(args), engine=args.engine,
                        ray_address=args.ray_address, shard=args.shard)
+    if args.quiet:  # --quiet: warnings and errors only (they go through the logger, on stderr)
+        return 0
     totals = summary(args.out)
-    for name in reports:
-        t = totals.get(name, {})
-        print(f"{name}: {t.get('written', 0)} images in {t.get('shards', 0)} shard(s), "
-              f"{len(t.get('skipped', []))} skipped, {len(t.get('converted', []))} converted")
-        for s in t.get("skipped", [])[:10]:
+    for name, report in reports.items():
+        print(_config_line(name, report, totals.get(name, {}), args.shard))
+        for s in totals.get(name, {}).get("skipped", [])[:10]:
             print(f"  skipped {s['image_id']}: {s['reason']}")
-    if (Path(args.out) / "README.md").exists():
-        print(f"card: {args.out}/README.md; load with datasets.load_dataset({str(args.out)!r}, CONFIG)")
+    out = Path(args.out)  # a clean path: `out/` prints as `out`, never `out//README.md`
+    if (out / "README.md").exists():
+        print(f"card: {out / 'README.md'}; load with datasets.load_dataset({str(out)!r}, CONFIG)")
     return 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _config_line(name: str, report, on_disk: dict, shard: str | None) -> str:
+    """One config's outcome, saying whether this run made anything: a resume with nothing to do or a
+    --shard slice holding none of the config must not read as if images were generated."""
+    held = f"{_count(on_disk.get('written', 0), 'image')} in {_count(on_disk.get('shards', 0), 'shard')}"
+    if not (report.written or report.skipped or report.converted):
+        if shard and not on_disk.get("shards"):
+            return f"{name}: nothing in slice {shard} (its shards belong to the other slices)"
+        if shard:
+            return f"{name}: nothing to write in slice {shard} ({held} on disk so far)"
+        return f"{name}: already complete ({held})"
+    return (f"{name}: {held}, {len(on_disk.get('skipped', []))} skipped, "
+            f"{len(on_disk.get('converted', []))} converted")
 
 
 def _card(args) -> int:

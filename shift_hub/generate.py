@@ -544,7 +544,7 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
         precompute(mask_context, source, list(needing.values()), num_proc, state, progress=progress)
     reports = {spec.name: ConfigReport(spec.name) for spec in specs}
     bar = tqdm(total=sum(len(j.examples) for j in jobs), unit="img", desc="generate",
-               disable=not progress or not main)
+               disable=not progress or not main or not jobs)  # no `0img` bar when there is nothing to make
     for report in engines.run(jobs, source, state=state, num_proc=num_proc, engine=engine,
                               ray_address=ray_address, update=bar.update, log=log):
         _merge(reports[report.config], report)

@@ -651,6 +651,13 @@ def validate_overrides(specs: list[ShiftSpec], overrides: Mapping) -> dict[str, 
     return out
 
 
+def shown_needs(spec: ShiftSpec) -> str:
+    """What a config needs before it runs, as `list` shows it. The drawing_pattern_* configs carry WEIGHTS
+    (an external file, so not in `all-cpu`), but what the user supplies is a pencil pattern image."""
+    pattern = "pattern" in spec.params and "weights" not in spec.params
+    return ",".join(sorted("pattern" if n == WEIGHTS and pattern else n for n in spec.needs)) or "-"
+
+
 def describe(spec: ShiftSpec) -> list[str]:
     """`KEY = DEFAULT  (type/range; help)` per parameter of `spec`, for `shift-hub list --params`."""
     return describe_params(spec.params, spec.param_specs)

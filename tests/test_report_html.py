@@ -157,3 +157,95 @@ def test_report_in_headless_chromium(evaluated, tmp_path):
     assert (tmp_path / "report.png").stat().st_size > 0
     assert not problems, problems
     assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
+
+
+MANY_CONFIGS_BOUND = 1_200_000  # bytes; the 101 configs x 4 sample photos below measured 0.95 MB (4.7 MB before
+# thumbnails shrank and the gallery folded): a bound that catches a gallery inlining every image of every config
+
+
+@pytest.fixture(scope="module")
+def many_configs(tmp_path_factory):
+    """A 101-config results document (clean, 15 corruptions x 5 severities but gaussian_noise at 2 only, so its
+    CE is partial, and 28 other shifts) over 4 real sample photos per config, scored by hand (no model)."""
+    import pyarrow.parquet as pq
+
+    from shift_hub.evaluation.metrics import ALEXNET_ERRORS, summarize
+    from shift_hub.evaluation.report import build_results
+    from shift_hub.generate import generate
+
+    root = tmp_path_factory.mktemp("many")
+    folder = root / "data"
+    generate(["clean"], "samples", folder, limit=4, progress=False)
+    shard = next((folder / "clean").glob("*.parquet"))
+    ids = pq.read_table(shard, columns=["image_id"]).column(0).to_pylist()
+    configs = ["clean"] + [f"{c}_{s}" for c in ALEXNET_ERRORS for s in range(1, 6)
+                           if c != "gaussian_noise" or s <= 2] + [f"other{i:02d}" for i in range(28)]
+    for config in configs[1:]:
+        (folder / config).mkdir()
+        shutil.copy(shard, folder / config / shard.name)
+    rows = []
+    for n, config in enumerate(configs):
+        severity = int(config.rsplit("_", 1)[1]) if config[-1].isdigit() and config[-2] == "_" else 0
+        for k, image_id in enumerate(ids):
+            pred = 281 if (n + k) % 3 else 1
+            rows.append({"config": config, "image_id": image_id, "severity": severity, "labels": [281],
+                         "targets": [281], "pred": pred, "pred_name": "x", "top5": [pred], "confidence": 0.9,
+                         "correct": pred == 281, "correct5": pred == 281, "scorable": True,
+                         "label_space": "imagenet-1k"})
+    data = {"source": str(folder), "kind": "local", "split": "validation"}
+    results = build_results({"id": "m"}, data, configs, summarize(rows, configs, bootstrap=0))
+    return results, rows, configs
+
+
+def test_many_config_page_is_small_and_has_the_ce_table(many_configs, tmp_path):
+    from shift_hub.evaluation.html_report import REST_PER_CONFIG, SHOWN_CONFIGS, write_report_html
+
+    results, rows, configs = many_configs
+    page = write_report_html(results, rows, tmp_path / "report.html")
+    assert page.stat().st_size < MANY_CONFIGS_BOUND, page.stat().st_size
+    text = page.read_text()
+    # every config has a gallery entry; all but a few are closed <details> with fewer images
+    assert all(f'data-config="{c}"' in text for c in configs)
+    assert text.count('<details class="config"') == len(configs) - SHOWN_CONFIGS
+    assert len(re.findall(r'src="data:image/jpeg[^"]*" loading="lazy"', text)) == \
+        2 * REST_PER_CONFIG * (len(configs) - SHOWN_CONFIGS)
+    # the per-corruption CE table, one row per corruption, partial where severities are missing
+    per_corruption = results["summary"]["imagenet_c"]["per_corruption"]
+    assert 'id="ce-table"' in text
+    body = text.split('id="ce-table"', 1)[1].split("</table>", 1)[0]
+    assert body.count("<tr>") == 1 + len(per_corruption)
+    noise = per_corruption["gaussian_noise"]
+    assert f'{100 * noise["ce"]:.2f} (partial)' in body
+    assert f'{100 * per_corruption["fog"]["ce"]:.2f}</td>' in body
+    assert "mCE " in text.split('id="ce-table"', 1)[1]
+
+
+def test_many_config_page_in_headless_chromium(many_configs, tmp_path):
+    """The folded gallery opens on demand, the CE table sorts on its own columns, and nothing is fetched."""
+    sync_api, executable = _chromium()
+    from shift_hub.evaluation.html_report import write_report_html
+
+    results, rows, configs = many_configs
+    page_url = write_report_html(results, rows, tmp_path / "report.html").resolve().as_uri()
+    requests, problems = [], []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(page_url, wait_until="load")
+            folded = page.locator("details.config").first
+            folded.locator("summary").click()
+            assert folded.get_attribute("open") is not None
+            folded.locator("img").first.wait_for(state="visible")
+            assert folded.locator("img").first.evaluate("i => i.complete && i.naturalWidth > 0")
+            ce = page.locator("#ce-table thead th", has_text="mean error %")
+            ce.click()
+            values = page.eval_on_selector_all("#ce-table tbody tr", "rs => rs.map(r => r.cells[6].dataset.sort)")
+            assert [float(v) for v in values] == sorted(float(v) for v in values)
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests

@@ -1,6 +1,7 @@
 """`shift_hub.evaluate(model, data, configs=None, ...)`: load, run, score, report (`evaluate_many`: several)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def _generate_source(source: str, configs, out: Path, seed: int, limit: int | No
     from ..registry import expand
 
     names = expand(["clean", *(configs or ["all-cpu"])])
+    if not configs:
+        _warn_left_out()
     try:
         generate(names, source, out, seed=seed, limit=limit, progress=progress)
     except GenerationError as exc:
@@ -70,12 +73,62 @@ def _generate_source(source: str, configs, out: Path, seed: int, limit: int | No
     return out, names
 
 
+_NEEDS_WORDS = {  # why a config is not in `all-cpu`, and how to generate it
+    "masks": "need object masks: generate them with `shift-hub generate NAME ... --source devkit:ROOT --classes "
+             "ximagenet12` (masks from its boxes, or --polygons DIR), then evaluate that folder",
+    "weights": "need files not shipped (cartoon: --weights; drawing_pattern_*: --set pattern=FILE): generate them "
+               "with `shift-hub generate`, then evaluate that folder",
+}
+
+
+def _left_out_of_all_cpu() -> list[str]:
+    """One phrase per reason: the configs `all-cpu` leaves out (they need masks, weights or a GPU)."""
+    from ..registry import MASKS, REGISTRY, WEIGHTS
+
+    by_reason: dict[str, list[str]] = {}
+    for spec in REGISTRY.values():
+        if spec.needs:
+            reason = MASKS if MASKS in spec.needs else WEIGHTS
+            by_reason.setdefault(reason, []).append(spec.name)
+    family = {MASKS: "XImageNet-12 "}
+    return [f"{len(names)} {family.get(reason, '')}config(s) ({', '.join(names)}) {_NEEDS_WORDS[reason]}"
+            for reason, names in by_reason.items()]
+
+
+def _warn_left_out() -> None:
+    """The main job generates every CPU config; say which are left out and why, so a table without them
+    is not read as the whole benchmark."""
+    import logging
+
+    for phrase in _left_out_of_all_cpu():
+        logging.getLogger("shift_hub").warning(f"left out of the generated data: {phrase}")
+
+
+def _check_data(data, on_the_fly: bool) -> None:
+    """A `data` string that is no folder, no source to generate and no Hub id fails in one line, before any
+    model is loaded."""
+    from . import provenance
+    from .runner import DataError
+
+    if on_the_fly or not isinstance(data, (str, os.PathLike)):
+        return
+    data = os.fspath(data)
+    if data in SOURCES_TO_GENERATE or Path(data).is_dir():
+        return
+    if Path(data).exists():
+        raise DataError(f"{data} is a file; pass the dataset folder (the one holding <config>/ subfolders)")
+    if not provenance.is_hub_id(data):
+        raise DataError(f"cannot open {data!r}: not a local folder, not a Hub dataset id (org/name) and not a "
+                        f"source to generate from ({', '.join(SOURCES_TO_GENERATE)}); pass a generated folder, or a source "
+                        "such as devkit:ROOT with on_the_fly=True")
+
+
 def evaluate(model=None, data="samples", configs=None, *, weights: str | None = None, revision: str | None = None,
              batch_size: int = 32, num_workers: int | None = None, device: str | None = None, amp: bool = False,
              split: str = "validation", data_revision: str | None = None, label_space: str | None = None,
              limit: int | None = None, allow_partial: bool = False, out=None, plots: bool = True,
              on_the_fly: bool = False, progress: bool = False, seed: int = 0, dataset_id: str | None = None,
-             trust_remote_code: bool = False) -> EvaluationResult:
+             trust_remote_code: bool = False, spec: str | None = None) -> EvaluationResult:
     """Score `model` on the configs of `data` and return (and with `out`, write) the results.
 
     model: embedded `efficientnet_lite0` (default; lite1/lite2 when installed), a transformers folder
@@ -89,6 +142,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     on_the_fly: `data` is a source (`samples`, `devkit:ROOT`, ...): apply the CPU configs while loading,
         writing nothing; the images are byte-identical to the stored configs.
     trust_remote_code: let a transformers checkpoint run its own code (config `auto_map`); refused otherwise.
+    spec: the spec string a `models.Classifier` given as `model` was loaded from (recorded as typed).
     A config whose shards cannot be read, or an image that cannot be decoded, is left out and listed in
     `results["unreadable"]` so the rest is still scored; DataError only when nothing could be read.
     """
@@ -100,6 +154,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     from .runner import DataError, label_space_fallbacks, open_data, pick_device, run
 
     _check_options(batch_size, num_workers, limit)
+    _check_data(data, on_the_fly)
     from .models import check_offline_availability
 
     check_offline_availability(model, revision)  # before torch: an offline run fails in a second
@@ -109,7 +164,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
 
     log = logging.getLogger("shift_hub")
     started = time.perf_counter()
-    log.info(f"loading model {model or 'efficientnet_lite0'} ...")
+    log.info(f"loading model {spec or getattr(model, 'name', model) or 'efficientnet_lite0'} ...")
     classifier = load_model(model, weights=weights, revision=revision, allow_partial=allow_partial,
                             trust_remote_code=trust_remote_code)  # fail fast
     log.info(f"loaded {classifier.name} in {time.perf_counter() - started:.1f} s")
@@ -146,7 +201,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     if not any(m["n_scored"] for m in scored["per_config"].values()):
         raise DataError("no image has an ImageNet-1k label in the model's label space: nothing could be scored")
     options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space}
-    model_record = provenance.model_record(classifier, model if isinstance(model, str) else None)
+    model_record = provenance.model_record(classifier, model if isinstance(model, str) else spec)
     results = build_results(model_record, source, names, scored, options, unreadable, provenance.environment())
     results["label_space_fallbacks"] = label_space_fallbacks(parts, label_space)
     for config, why in results["label_space_fallbacks"].items():
@@ -175,12 +230,16 @@ def evaluate_many(models, data="samples", configs=None, *, out="shift_hub_result
                   expected_errors: tuple = (), **options) -> ManyResults:
     """Score several checkpoints on the same data: OUT/<model id>/ per model (as `evaluate(out=...)`) and
     the combined leaderboard (table, CSV, effective-robustness plot) in OUT. A source such as `samples` is
-    generated once, into OUT/data. A model raising one of `expected_errors` is reported in `failures` and
-    the others still run."""
+    generated once, into OUT/data. The data and every model are checked (each model loaded) before anything
+    is generated or scored: one that cannot be loaded raises its one-line error and nothing is written. A
+    model raising one of `expected_errors` while scoring is reported in `failures` and the others still run."""
     from . import provenance
     from .leaderboard import build_leaderboard
     from .runner import is_main_process
 
+    _check_options(options.get("batch_size", 32), options.get("num_workers"), limit)
+    _check_data(data, on_the_fly)
+    loaded = _load_all(models, options)
     out = Path(out)
     if not on_the_fly and isinstance(data, str) and data in SOURCES_TO_GENERATE and not Path(data).exists():
         data, configs = _generate_source(data, configs, out / "data", seed, limit, progress)
@@ -188,12 +247,12 @@ def evaluate_many(models, data="samples", configs=None, *, out="shift_hub_result
         pinned = provenance.hub_record(data, options.get("data_revision"), options.get("split", "validation"))
         options["data_revision"] = pinned.get("resolved_revision") or options.get("data_revision")
     done, folders, failures = [], [], {}
-    for spec in models:
+    for spec, classifier in loaded:
         try:
-            result = evaluate(spec, data, configs, seed=seed, limit=limit, progress=progress, on_the_fly=on_the_fly,
-                              **options)
+            result = evaluate(classifier, data, configs, seed=seed, limit=limit, progress=progress,
+                              on_the_fly=on_the_fly, spec=spec, **options)
         except expected_errors as exc:
-            failures[str(spec)] = " ".join(str(exc).split())
+            failures[spec or classifier.name] = " ".join(str(exc).split())
             continue
         folders.append(out / _unique(_slug(result.results["model"]["id"]), {f.name for f in folders}))
         result.save(folders[-1], plots=plots)
@@ -204,6 +263,18 @@ def evaluate_many(models, data="samples", configs=None, *, out="shift_hub_result
         if is_main_process():  # under accelerate/torchrun only rank 0 writes
             many.paths = many.board.write(out, plots=plots)
     return many
+
+
+def _load_all(models, options: dict) -> list:
+    """(spec, Classifier) for every model, before any data is generated or scored: a model that cannot be
+    found or loaded (offline, no weights, unknown name) fails here in its own one line."""
+    from .models import check_offline_availability, load_model
+
+    keys = ("weights", "revision", "allow_partial", "trust_remote_code")
+    for spec in models:  # every Hub model checked against the offline cache before torch is imported
+        check_offline_availability(spec, options.get("revision"))
+    return [(spec if isinstance(spec, str) else None,
+             load_model(spec, **{k: options[k] for k in keys if k in options})) for spec in models]
 
 
 def _slug(model_id: str) -> str:

@@ -27,9 +27,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                         "hf-hub:ORG/NAME | local-dir:PATH | timm:ARCH (with --weights) | torchvision:ARCH[/TAG] "
                         "(--weights FILE, else torchvision's IMAGENET1K_V1) | open_clip:ARCH/TAG")
     p.add_argument("--data", default="samples",
-                   help="generated folder, Hub dataset repo, or `samples` (generate clean + CPU shifts first)")
+                   help="generated folder, Hub dataset repo, or `samples` (generate clean + CPU shifts first; default samples)")
     p.add_argument("--configs", nargs="+", help="configs or groups (default: all in the data)")
-    p.add_argument("--out", default="shift_hub_results", help="folder for results.json, table, plots")
+    p.add_argument("--out", default="shift_hub_results", help="folder for results.json, table, plots (default shift_hub_results)")
     p.add_argument("--weights", help="weights file for a timm:ARCH or torchvision:ARCH model (one model)")
     p.add_argument("--revision", help="model revision on the Hub")
     p.add_argument("--data-revision", help="dataset revision on the Hub")
@@ -52,7 +52,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (report.html keeps the table)")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no info lines; warnings still show")
     p.add_argument("--on-the-fly", action="store_true",
-                   help="--data is a source (samples, devkit:ROOT, ...): apply the configs while loading, write nothing")
+                   help="--data is a source (samples, devkit:ROOT, ...): apply the configs while loading; no shift data is written (results still are)")
     from .suite import add_suite_arguments  # --suite robustness --root DIR (+ ImageNet-P options)
 
     add_suite_arguments(p)
@@ -144,8 +144,9 @@ def _run(args) -> int:
 
 
 def _run_many(args, models: list[str]) -> int:
-    """Several models on the same data: per-model folders and the combined leaderboard; a model that fails
-    is reported in one line and the others still run (exit 2 if any failed)."""
+    """Several models on the same data: per-model folders and the combined leaderboard. The data and every
+    model are checked first (a model that cannot be loaded is one line, nothing scored); a model that fails
+    while scoring is reported in one line and the others still run (exit 2 if any failed)."""
     from . import api
 
     for flag, value in (("--weights", args.weights), ("--revision", args.revision)):
@@ -206,6 +207,7 @@ def _one_line(exc: BaseException) -> str:
 _API_TO_FLAGS = (
     ("load_model('timm:ARCH', weights=...)", "shift-hub evaluate timm:ARCH --weights FILE"),
     ("allow_partial=True", "--allow-partial"),
+    ("on_the_fly=True", "--on-the-fly"),
     ("weights=PATH", "--weights FILE"),
     ("weights=", "--weights"),
     ("split=", "--split"),

@@ -14,8 +14,13 @@ from pathlib import Path
 
 THUMB = 128  # px, longer side of a gallery thumbnail
 PER_CONFIG = 4  # gallery images per config
+SHOWN_CONFIGS = 6  # configs whose gallery is open (clean first); the others sit in closed <details>
+REST_PER_CONFIG = 1  # gallery images (pairs) of a config in a closed <details>: keeps a many-config page small
+JPEG_QUALITY = 60  # thumbnails: ~3 KB each at THUMB px, plenty for a 128 px picture
 TEMPLATE = "report.html.j2"
 PLOT_TITLES = {"accuracy_per_shift": "Top-1 accuracy per shift", "accuracy_vs_severity": "Top-1 accuracy vs severity"}
+CE_COLUMNS = [("corruption", "text")] + [(f"error % sev. {s}", "num") for s in range(1, 6)] + [
+    ("mean error %", "num"), ("CE %", "num"), ("relative CE %", "num")]
 COLUMNS = [("config", "text"), ("label space", "text"), ("images", "num"), ("top-1 %", "num"), ("top-5 %", "num"),
            ("drop (pts)", "num"), ("drop (rel %)", "num"), ("ECE %", "num")]
 
@@ -33,6 +38,7 @@ def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: 
     page = env.from_string(_template_text()).render(
         model=results["model"], data=results["data"], version=results.get("shift_hub_version", ""),
         created=results.get("created", ""), summary=_summary(results), columns=COLUMNS, table=_table(results),
+        ce_columns=CE_COLUMNS, ce_table=_ce_table(results), ce_note=_ce_note(results),
         plots=[{"title": PLOT_TITLES.get(k, k), "src": _data_uri(Path(p).read_bytes(), "image/png")}
                for k, p in (plots or {}).items() if p and Path(p).is_file()],
         gallery=gallery, gallery_unavailable=why_not, thumb=THUMB,
@@ -144,12 +150,43 @@ def _table(results: dict) -> list[list[dict]]:
     return out
 
 
+def _ce_table(results: dict) -> list[list[dict]]:
+    """One row per ImageNet-C corruption: error by severity, mean error, CE and relative CE, the last two
+    marked "(partial)" when not all 5 severities were scored (as in table.md)."""
+    c = results.get("summary", {}).get("imagenet_c") or {}
+    out = []
+    for name, e in (c.get("per_corruption") or {}).items():
+        partial = "" if e.get("complete") or e.get("ce") is None else " (partial)"
+        by_sev = [_pct_cell((e.get("error_by_severity") or {}).get(str(s))) for s in range(1, 6)]
+        ce, rel = _pct_cell(e.get("ce")), _pct_cell(e.get("relative_ce"))
+        out.append([{"text": name, "sort": name}, *by_sev, _pct_cell(e.get("mean_error")),
+                    {**ce, "text": ce["text"] + partial}, {**rel, "text": rel["text"] + partial}])
+    return out
+
+
+def _ce_note(results: dict) -> str:
+    """The mCE line under the CE table, with what it is computed over."""
+    c = results.get("summary", {}).get("imagenet_c") or {}
+    if "mce" not in c:
+        return ""
+    text = f"mCE {_pct_cell(c['mce'])['text']} %"
+    if "relative_mce" in c:
+        text += f", relative mCE {_pct_cell(c['relative_mce'])['text']} %"
+    text += " (AlexNet-normalised)"
+    if not c.get("complete"):
+        text += f"; partial: {c.get('corruptions_in_mce')} of 15 corruptions and/or not all severities"
+    if c.get("shared_only"):
+        text += f"; on the {c.get('images')} images all its configs share"
+    return text
+
+
 # ----------------------------------------------------------------------------------------------
 # gallery
 # ----------------------------------------------------------------------------------------------
 
 def _gallery(results: dict, rows: list[dict], folder: Path, per_config: int) -> list[dict]:
-    """Per config: up to `per_config` images, its clean counterpart beside it, both with the model's answer."""
+    """Per config: up to `per_config` images, its clean counterpart beside it, both with the model's answer.
+    Only the first SHOWN_CONFIGS sections are open; the rest (flag `folded`) hold REST_PER_CONFIG images."""
     from .metrics import config_info
 
     split = results["data"].get("split", "validation")
@@ -161,11 +198,13 @@ def _gallery(results: dict, rows: list[dict], folder: Path, per_config: int) -> 
         if r["config"] in ("clean", "clean_full"):
             clean_rank.setdefault(r["image_id"], len(clean_rank))
     info = config_info(configs)
+    shown = set(_shown_configs(configs))
     plan = {}
     for name in configs:
         own = list(dict.fromkeys(r["image_id"] for r in rows if r["config"] == name))
         own.sort(key=lambda i: clean_rank.get(i, len(clean_rank)))  # stable: the rest keep their order
-        plan[name] = (own[:per_config], _baseline(name, info[name]["baseline"], folder))
+        limit = per_config if name in shown else min(per_config, REST_PER_CONFIG)
+        plan[name] = (own[:limit], _baseline(name, info[name]["baseline"], folder))
     needed: dict[str, set] = {}
     for name, (ids, base) in plan.items():
         for config in (name, base) if base else (name,):
@@ -187,8 +226,22 @@ def _gallery(results: dict, rows: list[dict], folder: Path, per_config: int) -> 
             items.append({"image_id": image_id, "truth": _truth(row), "shots": shots})
         m = results["metrics"][name]
         sections.append({"config": name, "top1": _pct_cell(m["top1"])["text"], "images": items,
+                         "folded": name not in shown,
                          "error": errors.get(name) or (errors.get(base) if base else None)})
     return sections
+
+
+def _shown_configs(configs: list[str]) -> list[str]:
+    """The configs whose gallery is open: the clean ones, then shifted ones spread evenly over the list, first
+    and last included (the last is often a shift of another family than the first)."""
+    clean = [c for c in configs if c in ("clean", "clean_full")]
+    shifted = [c for c in configs if c not in clean]
+    room = max(SHOWN_CONFIGS - len(clean), 0)
+    if len(shifted) <= room:
+        return clean + shifted
+    if room == 1:
+        return clean + shifted[:1]
+    return clean + [shifted[round(i * (len(shifted) - 1) / (room - 1))] for i in range(room)]
 
 
 def _baseline(name: str, preferred: str, folder: Path) -> str | None:
@@ -277,7 +330,7 @@ def _thumbnail(data: bytes | None) -> str | None:
         image = image.convert("RGB")
         image.thumbnail((THUMB, THUMB), Image.LANCZOS)
         buf = io.BytesIO()
-        image.save(buf, format="JPEG", quality=80, optimize=True)
+        image.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
     return _data_uri(buf.getvalue(), "image/jpeg")

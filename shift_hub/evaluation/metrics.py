@@ -201,8 +201,16 @@ def _ece(scored: list, space: str | None) -> float:
     return expected_calibration_error([r["confidence"] for r in scored], [r["correct"] for r in scored])
 
 
-def summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
-    """Per-config metrics and the cross-config summaries (mCE, severity curves, XImageNet score)."""
+def summarize(rows: Sequence[Mapping], configs: Sequence[str], bootstrap: int | None = None, seed: int = 0) -> dict:
+    """Per-config metrics and the cross-config summaries (mCE, severity curves, XImageNet score), each score
+    with its 95 % bootstrap interval (`bootstrap` resamples over images, default 1,000; 0 turns them off)."""
+    from .intervals import DEFAULT_RESAMPLES, add_intervals
+
+    scored = _summarize(rows, configs)
+    return add_intervals(scored, rows, configs, DEFAULT_RESAMPLES if bootstrap is None else bootstrap, seed)
+
+
+def _summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
     info = config_info(configs)
     by_config: dict[str, list[Mapping]] = defaultdict(list)
     for row in rows:

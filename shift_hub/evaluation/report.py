@@ -25,6 +25,13 @@ def md_code(value) -> str:
     return f"`{text}`" if _SAFE_CODE.fullmatch(text) else md_escape(text)
 
 
+def _pm(ci) -> str:
+    """` ± h` (points): the half-width of a {ci_low, ci_high} interval, or nothing without one."""
+    if not ci:
+        return ""
+    return f" ± {100 * (ci['ci_high'] - ci['ci_low']) / 2:.1f}"
+
+
 def _pct(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -73,6 +80,7 @@ def markdown_table(results: dict) -> str:
 
     for name, m in results["metrics"].items():
         d = m.get("drop") or {}
+        ci = m.get("ci") or {}
         unread = results.get("counts", {}).get(name, {}).get("unreadable")
         space = md_escape(m["label_space"])
         if m.get("label_space_fallback"):
@@ -85,10 +93,15 @@ def markdown_table(results: dict) -> str:
             f"| {md_escape(name)} | {space} | {m['n_scored']}"
             + (f" (+{m['n_unscorable']} unscorable)" if m["n_unscorable"] else "")
             + (f" (+{unread} unreadable)" if unread else "")
-            + f" | {_pct(m['top1'])} | {_pct(m['top5'])} | {_pct(d.get('abs'))}{shared} | {_pct(d.get('rel'))} | {_pct(m['ece'])} |"
+            + f" | {_pct(m['top1'])}{_pm(ci.get('top1'))} | {_pct(m['top5'])}{_pm(ci.get('top5'))} | "
+            f"{_pct(d.get('abs'))}{_pm(ci.get('drop_abs'))}{shared} | {_pct(d.get('rel'))} | {_pct(m['ece'])} |"
         )
     if notes:
         lines += [""] + [f"[{i}] {text}" for i, text in enumerate(notes, 1)]
+    boot = results.get("summary", {}).get("intervals") or {}
+    if boot.get("resamples"):
+        lines += ["", f"± : half-width of the 95 % interval ({boot['method']}, {boot['resamples']} resamples, "
+                      f"{boot['images']} images; `ci_low`/`ci_high` in results.json)"]
     summary = results.get("summary", {})
     c = summary.get("imagenet_c")
     if c and c.get("per_corruption"):
@@ -101,7 +114,9 @@ def markdown_table(results: dict) -> str:
                          f"{_pct(e.get('relative_ce'))}{partial} |")
     if c and "mce" in c:
         done = "" if c.get("complete") else f" (partial: {c['corruptions_in_mce']} of 15 corruptions and/or not all severities)"
-        lines += ["", f"mCE {_pct(c['mce'])}" + (f", relative mCE {_pct(c['relative_mce'])}" if "relative_mce" in c else "")
+        cci = c.get("ci") or {}
+        lines += ["", f"mCE {_pct(c['mce'])}{_pm(cci.get('mce'))}"
+                  + (f", relative mCE {_pct(c['relative_mce'])}{_pm(cci.get('relative_mce'))}" if "relative_mce" in c else "")
                   + " (AlexNet-normalised)" + done
                   + (f", on the {c['images']} images all its configs share" if c.get("shared_only") else "")]
     x = summary.get("ximagenet_robustness")
@@ -208,6 +223,9 @@ def draw_plot(draw, *args) -> Path | None:
         return None
 
 
+PLOT_WIDTH_IN = 10  # inches: 1200 px at 120 dpi, report.html's column width (shown 1:1, no rescaling)
+
+
 def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
     from .metrics import config_info
 
@@ -220,14 +238,21 @@ def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
     names = [f"{b} ({len(v)} sev.)" if len(v) > 1 else b for b, v in bars.items()]
     values = [sum(v) / len(v) for v in bars.values()]
     colors = ["#555555" if n.startswith("clean") else "#1f77b4" for n in names]
-    with plain_text_figure(path, figsize=(max(6, 0.35 * len(names) + 2), 4.5)) as fig:
+    # sized for report.html's full-width column (PLOT_WIDTH_IN at 120 dpi): 10 pt text is ~17 px there;
+    # horizontal bars so that many config names stay readable, one row each, top to bottom
+    height = max(3.5, 0.3 * len(names) + 1.5)
+    with plain_text_figure(path, figsize=(PLOT_WIDTH_IN, height), layout="constrained") as fig:
         ax = fig.subplots()
-        ax.bar(range(len(names)), values, color=colors)
-        ax.set_xticks(range(len(names)), names, rotation=75, ha="right", fontsize=8)
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(f"{results['model']['id']}: accuracy per shift")
-        fig.tight_layout()
+        ax.barh(range(len(names)), values, color=colors)
+        ax.set_yticks(range(len(names)), names, fontsize=10)
+        ax.invert_yaxis()  # the first config (clean) on top
+        for y, v in enumerate(values):
+            ax.text(min(v, 100) + 0.8, y, f"{v:.1f}", va="center", fontsize=9)
+        ax.set_xlabel("top-1 accuracy (%)", fontsize=11)
+        ax.set_xlim(0, 110)  # room for the value written after a 100 % bar
+        ax.set_xticks(range(0, 101, 20))
+        ax.tick_params(axis="x", labelsize=10)
+        ax.set_title(f"{results['model']['id']}: accuracy per shift", fontsize=12)
     return Path(path)
 
 
@@ -235,9 +260,9 @@ def plot_accuracy_vs_severity(results: dict, path: str | Path) -> Path | None:
     curves = results.get("summary", {}).get("accuracy_by_severity")
     if not curves:
         return None
-    with plain_text_figure(path, figsize=(8, 5)) as fig:
+    # full column width; constrained layout keeps the legend (outside the axes, right) inside the figure
+    with plain_text_figure(path, figsize=(PLOT_WIDTH_IN, 5.5), layout="constrained") as fig:
         _draw_severity_curves(fig.subplots(), results, curves)
-        fig.tight_layout()
     return Path(path)
 
 
@@ -256,11 +281,13 @@ def _draw_severity_curves(ax, results: dict, curves: dict) -> None:
     if mean:
         ax.plot(lead + [int(s) for s in mean], lead_y + [100 * (1 - e) for e in mean.values()], color="black",
                 linewidth=3, marker="o", label="mean over ImageNet-C corruptions")
-    ax.set_xlabel("severity (0 = clean)")
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_xlabel("severity (0 = clean)", fontsize=11)
+    ax.set_ylabel("top-1 accuracy (%)", fontsize=11)
+    ax.tick_params(labelsize=10)
     ax.set_ylim(0, 100)
-    ax.set_title(f"{results['model']['id']}: accuracy vs severity")
-    ax.legend(fontsize=6, ncol=3, loc="lower left")
+    ax.set_title(f"{results['model']['id']}: accuracy vs severity", fontsize=12)
+    ax.legend(fontsize=9, ncol=1 if len(curves) <= 18 else 2, loc="upper left", bbox_to_anchor=(1.01, 1),
+              borderaxespad=0, frameon=False)  # outside the axes: it never covers a line
 
 
 def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool = True) -> dict[str, Path]:

@@ -686,7 +686,7 @@ def markdown(results: dict) -> str:
                 lines.append(f"| ReaL | top-1 correct if in the ReaL label set | {r['n_scored']} "
                              f"(-{r['n_excluded']} without labels) | ReaL top-1 % | {_pct(r['accuracy'])} |")
     for folder, g in results["generated"].items():
-        if "unreadable" in g:
+        if _whole_folder_unreadable(g):
             lines.append(f"| generated {Path(folder).name} | - | 0 | cannot be read | - |")
         for name, m in g["metrics"].items():
             d = (m.get("drop") or {}).get("abs")
@@ -699,6 +699,12 @@ def markdown(results: dict) -> str:
               "Missing: " + (", ".join(names[k] for k in results["missing"]) or "none")]
     lines += [f"Note: {n}" for n in results["notes"]]
     return "\n".join(lines + left_out(results))
+
+
+def _whole_folder_unreadable(generated: dict) -> bool:
+    """A generated folder's `unreadable` is a reason (str) when none of it could be read, else the per-config
+    dict of build_results, empty when everything was read."""
+    return isinstance(generated.get("unreadable"), str)
 
 
 def _left_count(s: dict) -> str:
@@ -724,8 +730,19 @@ def left_out(results: dict) -> list[str]:
                 example = next(i["path"] for i in tally["items"] if i["reason"] == reason)
                 rows.append(f"| {s['name']} | {what} | {_cell(reason)} | {count} | {_cell(example)} |")
     for folder, g in results["generated"].items():
-        if "unreadable" in g:
+        if _whole_folder_unreadable(g):
             rows.append(f"| generated {Path(folder).name} | whole folder | {_cell(g['unreadable'])} | - | - |")
+            continue
+        for config, what in (g.get("unreadable") or {}).items():  # shards or images of a config, not the folder
+            for entry in what.get("files", []):
+                rows.append(f"| generated {Path(folder).name}/{config} | shard | {_cell(entry['reason'])} | - | "
+                            f"{_cell(entry.get('file') or '-')} |")
+            images = what.get("images", [])
+            for reason in dict.fromkeys(e["reason"] for e in images):
+                example = next(e["image_id"] for e in images if e["reason"] == reason)
+                count = sum(e["reason"] == reason for e in images)
+                rows.append(f"| generated {Path(folder).name}/{config} | image | {_cell(reason)} | {count} | "
+                            f"{_cell(example)} |")
     if not rows:
         return []
     return ["", "Left out (paths relative to the root; all of them in robustness.json):", "",

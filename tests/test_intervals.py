@@ -1,0 +1,62 @@
+"""Bootstrap intervals: against a binomial proportion's closed form, and paired across configs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shift_hub.evaluation import metrics as M
+
+
+def _rows(config, hits, space="imagenet-1k"):
+    return [{"config": config, "image_id": f"i{i:04d}", "scorable": True, "correct": bool(h), "correct5": True,
+             "confidence": 0.5, "label_space": space, "targets": [1]} for i, h in enumerate(hits)]
+
+
+def test_the_interval_of_an_accuracy_matches_the_binomial_closed_form():
+    rng = np.random.default_rng(1)
+    n, p = 400, 0.7
+    hits = rng.random(n) < p
+    out = M.summarize(_rows("clean", hits), ["clean"], bootstrap=2000)
+    low, high = out["per_config"]["clean"]["ci"]["top1"].values()
+    acc = hits.mean()
+    half = 1.96 * np.sqrt(acc * (1 - acc) / n)  # the normal-approximation (Wald) interval
+    assert low == pytest.approx(acc - half, abs=0.012) and high == pytest.approx(acc + half, abs=0.012)
+    assert out["summary"]["intervals"]["resamples"] == 2000 and "bootstrap" in out["summary"]["intervals"]["method"]
+
+
+def test_a_drop_keeps_its_pairing_and_is_narrower_than_the_accuracies_combined():
+    rng = np.random.default_rng(2)
+    clean = rng.random(300) < 0.8
+    shifted = clean & (rng.random(300) < 0.9)  # strongly correlated with clean: the same hard images fail
+    out = M.summarize(_rows("clean", clean) + _rows("fog_1", shifted), ["clean", "fog_1"], bootstrap=1000)
+    ci = out["per_config"]["fog_1"]["ci"]
+    width = lambda i: i["ci_high"] - i["ci_low"]  # noqa: E731
+    drop_width = width(ci["drop_abs"])
+    a, b = width(out["per_config"]["clean"]["ci"]["top1"]), width(ci["top1"])
+    combined = np.hypot(a, b)  # what independent samples would give
+    assert drop_width < 0.8 * combined
+    assert ci["drop_abs"]["ci_low"] <= out["per_config"]["fog_1"]["drop"]["abs"] <= ci["drop_abs"]["ci_high"]
+
+
+def test_intervals_are_seeded_and_can_be_turned_off():
+    hits = np.arange(50) % 3 == 0
+    one = M.summarize(_rows("clean", hits), ["clean"], bootstrap=200)["per_config"]["clean"]["ci"]
+    two = M.summarize(_rows("clean", hits), ["clean"], bootstrap=200)["per_config"]["clean"]["ci"]
+    assert one == two
+    off = M.summarize(_rows("clean", hits), ["clean"], bootstrap=0)
+    assert "ci" not in off["per_config"]["clean"] and off["summary"]["intervals"]["resamples"] == 0
+
+
+def test_mce_has_an_interval_around_its_estimate(monkeypatch):
+    from shift_hub import registry
+
+    for sev in (1, 2):
+        spec = registry.ShiftSpec(name=f"fog_{sev}", family="corruptions", fn=None, description="", citation="",
+                                  severity=sev, group="imagenet_c")
+        monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
+    rng = np.random.default_rng(3)
+    rows = _rows("clean", rng.random(200) < 0.8) + _rows("fog_1", rng.random(200) < 0.6) \
+        + _rows("fog_2", rng.random(200) < 0.4)
+    c = M.summarize(rows, ["clean", "fog_1", "fog_2"], bootstrap=500)["summary"]["imagenet_c"]
+    assert c["ci"]["mce"]["ci_low"] < c["mce"] < c["ci"]["mce"]["ci_high"]
+    assert c["ci"]["relative_mce"]["ci_low"] < c["relative_mce"] < c["ci"]["relative_mce"]["ci_high"]
