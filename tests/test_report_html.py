@@ -145,8 +145,9 @@ def test_report_in_headless_chromium(evaluated, tmp_path):
             top1 = page.locator("#config-table thead th", has_text="top-1 %")
             top1.click()
             top1.click()  # second click: descending
-            values = [float(v) for v in column(3)]
+            values = [float(v.split(" ± ")[0]) for v in column(3)]  # "87.50 ± 18.8": sorted by the estimate
             assert values == sorted(values, reverse=True) and column(0)[0] == "clean"
+            assert all(" ± " in v for v in column(3))  # every top-1 carries its interval
             page.locator("#config-table thead th", has_text="ECE %").click()
             values = [float(v) for v in column(7)]
             assert values == sorted(values)
@@ -249,3 +250,13 @@ def test_many_config_page_in_headless_chromium(many_configs, tmp_path):
             browser.close()
     assert not problems, problems
     assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
+
+
+def test_plots_are_drawn_for_the_page_column(evaluated):
+    """Both plots are 1200 px wide, the width report.html shows them at (1:1, so 10 pt text stays ~17 px)."""
+    _, results_dir = evaluated
+    for name in ("accuracy_per_shift.png", "accuracy_vs_severity.png"):
+        with Image.open(results_dir / name) as image:
+            assert image.size[0] == 1200, (name, image.size)
+    text = (results_dir / "report.html").read_text()
+    assert ".plots img { display: block; max-width: 100%;" in text  # never stretched past its own width

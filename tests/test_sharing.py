@@ -241,13 +241,21 @@ def test_torchvision_named_weights_are_read_weights_only(models, monkeypatch):
 def test_several_models_one_failing_the_others_still_ranked(models, data_dir, tmp_path, capsys):
     from shift_hub.cli import main
 
-    code = main(["evaluate", "no such model!", f"local-dir:{models / 'tiny-timm'}", "--data", str(data_dir),
+    # every model is loaded before any is scored: one that cannot be is one line and nothing is written
+    code = main(["evaluate", f"local-dir:{models / 'tiny-timm'}", "no such model!", "--data", str(data_dir),
                  "--configs", "clean", "--out", str(tmp_path), "--num-workers", "0", "--quiet", "--no-plots"])
     captured = capsys.readouterr()
     assert code == 2
     errors = [line for line in captured.err.splitlines() if line.strip()]
-    assert len(errors) == 1 and errors[0].startswith("shift-hub: error: no such model!: unknown model")
-    assert (tmp_path / "tiny-timm" / "results.json").is_file()
+    assert len(errors) == 1 and errors[0].startswith("shift-hub: error: unknown model 'no such model!'")
+    assert not (tmp_path / "leaderboard.md").exists() and not (tmp_path / "tiny-timm").exists()
+
+    code = main(["evaluate", f"local-dir:{models / 'tiny-timm'}", f"local-dir:{models / 'tiny-timm'}", "--data",
+                 str(data_dir), "--configs", "clean", "--out", str(tmp_path), "--num-workers", "0", "--quiet",
+                 "--no-plots"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert (tmp_path / "tiny-timm" / "results.json").is_file() and (tmp_path / "tiny-timm-2" / "results.json").is_file()
     assert "tiny-timm" in (tmp_path / "leaderboard.md").read_text()
     assert "not written: .eval_results/shift_hub.yaml (no Hub dataset id" in captured.out
 

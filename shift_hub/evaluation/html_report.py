@@ -19,7 +19,7 @@ REST_PER_CONFIG = 1  # gallery images (pairs) of a config in a closed <details>:
 JPEG_QUALITY = 60  # thumbnails: ~3 KB each at THUMB px, plenty for a 128 px picture
 TEMPLATE = "report.html.j2"
 PLOT_TITLES = {"accuracy_per_shift": "Top-1 accuracy per shift", "accuracy_vs_severity": "Top-1 accuracy vs severity"}
-CE_COLUMNS = [("corruption", "text")] + [(f"error % sev. {s}", "num") for s in range(1, 6)] + [
+CE_COLUMNS = [("corruption", "text")] + [(f"sev. {s}", "num") for s in range(1, 6)] + [
     ("mean error %", "num"), ("CE %", "num"), ("relative CE %", "num")]
 COLUMNS = [("config", "text"), ("label space", "text"), ("images", "num"), ("top-1 %", "num"), ("top-5 %", "num"),
            ("drop (pts)", "num"), ("drop (rel %)", "num"), ("ECE %", "num")]
@@ -83,6 +83,13 @@ def _num(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
+def _with_ci(cell: dict, ci: dict | None) -> dict:
+    """A cell with its 95 % interval's half-width (`± h`), the sort key unchanged."""
+    if not ci or cell["text"] == "-":
+        return cell
+    return {**cell, "text": f"{cell['text']} ± {100 * (ci['ci_high'] - ci['ci_low']) / 2:.1f}"}
+
+
 def _pct_cell(value) -> dict:
     v = _num(value)
     return {"text": "-" if v is None else f"{100 * v:.2f}", "sort": "" if v is None else f"{100 * v:.6f}"}
@@ -141,11 +148,13 @@ def _table(results: dict) -> list[list[dict]]:
         images = {"text": f"{m['n_scored']}" + (f" ({', '.join(extra)})" if extra else ""), "sort": str(m["n_scored"])}
         space = m.get("label_space") or ""
         space_text = space + (f" (fallback: {m['label_space_fallback']})" if m.get("label_space_fallback") else "")
+        ci = m.get("ci") or {}
         drop_abs = _pct_cell(d.get("abs"))
         if d.get("shared_only"):  # the two configs hold different images: the drop is over the shared ones
             drop_abs = {**drop_abs, "text": f"{drop_abs['text']} (on {d['images']} shared images)"}
         out.append([{"text": name, "sort": name}, {"text": space_text or "-", "sort": space}, images,
-                    _pct_cell(m["top1"]), _pct_cell(m["top5"]), drop_abs, _pct_cell(d.get("rel")),
+                    _with_ci(_pct_cell(m["top1"]), ci.get("top1")), _with_ci(_pct_cell(m["top5"]), ci.get("top5")),
+                    _with_ci(drop_abs, ci.get("drop_abs")), _pct_cell(d.get("rel")),
                     _pct_cell(m.get("ece"))])
     return out
 
