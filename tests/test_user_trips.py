@@ -77,3 +77,32 @@ def test_evaluate_takes_every_name_generate_takes_and_lists_the_nearest(eight):
     with pytest.raises(DataError) as err:
         shift_hub.evaluate("efficientnet_lite0", eight, configs=["gausian_noise"], num_workers=0)
     assert "nearest: gaussian_noise" in str(err.value) and "pixelate" not in str(err.value)
+
+
+def test_the_table_shows_intervals_and_bootstrap_0_turns_them_off(eight, tmp_path):
+    args = ["evaluate", "efficientnet_lite0", "--data", str(eight), "--configs", "clean", "gaussian_noise_1",
+            "--num-workers", "0", "--no-plots", "--quiet"]
+    with_ci = _cli(*args, "--out", str(tmp_path / "a"))
+    assert with_ci.returncode == 0, with_ci.stderr
+    assert " ± " in with_ci.stdout and "1000 resamples" in with_ci.stdout
+    saved = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert set(saved["metrics"]["clean"]["ci"]["top1"]) == {"ci_low", "ci_high"}
+    without = _cli(*args, "--out", str(tmp_path / "b"), "--bootstrap", "0")
+    assert without.returncode == 0 and " ± " not in without.stdout
+
+
+def test_the_leaderboard_says_when_a_config_holds_other_images_than_clean(eight, tmp_path):
+    import copy
+    import shutil
+
+    from shift_hub.evaluation.leaderboard import build_leaderboard
+
+    data = tmp_path / "data"
+    shutil.copytree(eight, data)
+    generate(["clean"], "samples", data, limit=3, overwrite=True, progress=False)
+    one = shift_hub.evaluate("efficientnet_lite0", data, configs=["clean", "gaussian_noise_1"], num_workers=0,
+                             bootstrap=0).results
+    two = copy.deepcopy(one)
+    two["model"]["id"] = "other_model"
+    board = build_leaderboard([one, two])
+    assert any("hold other images than their clean baseline" in n and "gaussian_noise_1" in n for n in board.notes)

@@ -128,7 +128,8 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
              split: str = "validation", data_revision: str | None = None, label_space: str | None = None,
              limit: int | None = None, allow_partial: bool = False, out=None, plots: bool = True,
              on_the_fly: bool = False, progress: bool = False, seed: int = 0, dataset_id: str | None = None,
-             trust_remote_code: bool = False, spec: str | None = None) -> EvaluationResult:
+             trust_remote_code: bool = False, spec: str | None = None,
+             bootstrap: int = 1000) -> EvaluationResult:
     """Score `model` on the configs of `data` and return (and with `out`, write) the results.
 
     model: embedded `efficientnet_lite0` (default; lite1/lite2 when installed), a transformers folder
@@ -197,7 +198,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         source = {**source, "generated_from": generated_from, "seed": seed}
     if dataset_id or source.get("kind") == "hub":
         source = {**source, "dataset_id": dataset_id or source["source"]}
-    scored = summarize(rows, names)
+    scored = summarize(rows, names, bootstrap=bootstrap, seed=seed)  # 95 % intervals, paired over images
     if not any(m["n_scored"] for m in scored["per_config"].values()):
         raise DataError("no image has an ImageNet-1k label in the model's label space: nothing could be scored")
     options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space}

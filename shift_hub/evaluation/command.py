@@ -45,6 +45,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="mixed precision forward")
     p.add_argument("--limit", type=_at_least(1), help="first N images per config")
     p.add_argument("--allow-partial", action="store_true", help="score models covering only part of ImageNet-1k")
+    p.add_argument("--bootstrap", type=_at_least(0), default=1000, metavar="N",
+                   help="resamples over images for the 95 %% interval of every score (default 1000; 0 = none)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="let a transformers checkpoint run its own Python code (config auto_map); refused otherwise")
     p.add_argument("--strict", action="store_true",
@@ -118,6 +120,7 @@ def _run(args) -> int:
         split=args.split, data_revision=args.data_revision, label_space=args.label_space, limit=args.limit,
         allow_partial=args.allow_partial, out=args.out, plots=not args.no_plots, progress=not args.quiet,
         dataset_id=args.dataset_id, on_the_fly=args.on_the_fly, trust_remote_code=args.trust_remote_code,
+        bootstrap=args.bootstrap,
     )
     from .runner import is_main_process
 
@@ -162,7 +165,7 @@ def _run_many(args, models: list[str]) -> int:
         limit=args.limit, on_the_fly=args.on_the_fly, expected_errors=_expected_errors(),
         batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, amp=args.amp, split=args.split,
         data_revision=args.data_revision, label_space=args.label_space, allow_partial=args.allow_partial,
-        dataset_id=args.dataset_id, trust_remote_code=args.trust_remote_code,
+        dataset_id=args.dataset_id, trust_remote_code=args.trust_remote_code, bootstrap=args.bootstrap,
     )
     for result in many.results:
         print(result.markdown() + "\n")

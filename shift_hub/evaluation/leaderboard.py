@@ -294,6 +294,12 @@ def build_leaderboard(results: list, names=None, sort: str | None = None) -> Lea
     sources = {_data_name(r) for r in results}
     if len(sources) > 1:
         notes.append("the models were scored on different data: " + "; ".join(md_escape(s) for s in sorted(sources)))
+    unpaired = sorted({c for r in results for c, m in r["metrics"].items()
+                       if c in common and (m.get("drop") or {}).get("shared_only")})
+    if unpaired:  # a config over other images than clean: its row and fit compare different images
+        notes.append("these configs hold other images than their clean baseline, so their top-1 and effective "
+                     "robustness compare different images (each model's drop is on the shared images): "
+                     + ", ".join(md_escape(c) for c in unpaired))
     labels = _labels([model_label(r["model"]) for r in results], names)
     rows = [Row(r["model"]["id"], name, {t.id: v for t in tasks if (v := task_value(t, r)) is not None},
                 _data_name(r), label=label)
