@@ -100,6 +100,9 @@ def _check_shard_set(root: Path, config: str, files: list[Path]) -> list[str]:
     return [missing]
 
 
+_SMALL_COLUMNS = ("label", "labels", "image_id", "severity")  # read at open; images only on demand
+
+
 class LocalConfig:
     """One config of a local folder: its small columns read at once, its images read on demand."""
 
@@ -108,13 +111,12 @@ class LocalConfig:
 
         self.name, self.files, self.incomplete = config, [str(f) for f in files], incomplete
         self.pins = [_pin(f) for f in files]
-        wanted = ("label", "labels", "image_id", "severity", "image")
         tables = []
         for path in files:
             names = pq.ParquetFile(path).schema_arrow.names
-            tables.append(pq.read_table(path, columns=[c for c in wanted if c in names and c != "image"]))
             if "image" not in names:
                 raise DataError(f"config {config!r} has no `image` column (columns: {', '.join(names)})")
+            tables.append(pq.read_table(path, columns=[c for c in _SMALL_COLUMNS if c in names]))
         self.columns = {}
         for name in tables[0].column_names if tables else []:
             self.columns[name] = [v for t in tables for v in t.column(name).to_pylist()]
