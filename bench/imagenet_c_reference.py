@@ -9,6 +9,9 @@ elastic table with its random affine step (elastic_transform).
 Commands (paths are plain files; nothing here imports shift_hub, which needs a modern stack):
   fixtures INPUT.png OUT.npz OUT.json   reference outputs (cropped) + noise statistics for every config
   time INPUT.png [INPUT.png ...] OUT.json   seconds per corruption (5 severities) for imagecorruptions
+  pipeline OUTDIR OUT.json INPUT [INPUT ...]  make_imagenet_c.py's loop end to end (19x5 configs): per config,
+                                            every image opened, resized 256, centre-cropped 224, corrupted
+                                            with imagecorruptions and saved as JPEG 85 under OUTDIR
 """
 from __future__ import annotations
 
@@ -200,11 +203,43 @@ def cmd_time(inputs: list[str], out_json: str) -> None:
         json.dump({"seconds": times, "images": len(images), "versions": _versions()}, f, indent=1)
 
 
+def _resize_crop(img):
+    """torchvision's Resize(256) + CenterCrop(224) on a PIL image, as make_imagenet_c.py's transform."""
+    w, h = img.size
+    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+    img = img.resize(size, Image.BILINEAR)
+    w, h = img.size
+    top, left = int(round((h - 224) / 2.0)), int(round((w - 224) / 2.0))
+    return img.crop((left, top, left + 224, top + 224))
+
+
+def cmd_pipeline(out_dir: str, out_json: str, inputs: list[str]) -> None:
+    """Wall and CPU seconds of the original loop: one decode per image per config, as the published script."""
+    from imagecorruptions import corruptions
+
+    np.random.seed(0)
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    for name in NAMES:
+        fn = getattr(corruptions, name)
+        for severity in range(1, 6):
+            folder = os.path.join(out_dir, name, str(severity))
+            os.makedirs(folder, exist_ok=True)
+            for path in inputs:
+                img = _resize_crop(Image.open(path).convert("RGB"))
+                out = np.uint8(fn(img, severity))
+                Image.fromarray(out).save(os.path.join(folder, os.path.basename(path)), quality=85, optimize=True)
+    with open(out_json, "w") as f:
+        json.dump({"wall": time.perf_counter() - start_wall, "cpu": time.process_time() - start_cpu,
+                   "images": len(inputs), "configs": 5 * len(NAMES), "versions": _versions()}, f, indent=1)
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "fixtures":
         cmd_fixtures(*args)
     elif command == "time":
         cmd_time(args[:-1], args[-1])
+    elif command == "pipeline":
+        cmd_pipeline(args[0], args[1], args[2:])
     else:
         raise SystemExit(__doc__)

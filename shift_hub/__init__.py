@@ -3,7 +3,7 @@
 The Python API is plain functions (`shift_hub.generate.generate` writes data); each imports its heavy dependencies (torch,
 transformers, matplotlib) only when called, so `import shift_hub` stays fast.
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def evaluate(model=None, data="samples", configs=None, **options):

@@ -1,17 +1,22 @@
-"""Who runs which shard: this process, a process pool, accelerate/torchrun ranks, Ray tasks, or one slice
-of a job array (`--shard I/N`).
+"""Who runs which job group: this process, a process pool, accelerate/torchrun ranks, Ray tasks, or one
+slice of a job array (`--shard I/N`).
 
-Engines never decide what a shard contains: the plan, fingerprints, resume and refusal of mixed settings are
-generate.py's, the same for every engine, so every engine writes the same bytes. Engines only order and
-assign pending shards, balanced by an estimate of each config's cost so that the last tasks are short.
+Engines never decide what a shard contains: the plan, fingerprints and resume are planning.py's and
+worker.py's, the same for every engine, so every engine writes the same bytes. Engines receive job groups
+and the function that runs one (`run_group(group, source, progress, wait) -> [ConfigReport]`); they order,
+split and assign them, balanced by an estimate of each config's cost so that the last tasks are short. They
+import nothing above them: only the job types, the registry and worker hygiene.
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
+import math
 import os
 from typing import Callable
 
-from .generate import ConfigReport, GenerationError, ShardJob, run_shard
+from . import hygiene
+from .jobs import ConfigReport, GenerationError, JobGroup, ShardJob
 from .registry import ShiftSpec
 
 # Milliseconds per image on one core, decode + geometry + shift + encode, measured on the embedded sample
@@ -39,17 +44,21 @@ def config_cost(spec: ShiftSpec) -> float:
     return FAMILY_COST_MS.get(spec.family, DEFAULT_COST_MS)
 
 
-def job_cost(job: ShardJob) -> float:
+def job_cost(job) -> float:
+    """Estimated cost of a shard job, or of a job group (the sum of its jobs: the shared decode is cheap)."""
+    if isinstance(job, JobGroup):
+        return sum(job_cost(j) for j in job.jobs)
     return config_cost(job.spec) * max(1, len(job.examples))
 
 
-def longest_first(jobs: list[ShardJob]) -> list[ShardJob]:
-    """Jobs by estimated cost, largest first, ties by path: the same order on every machine."""
+def longest_first(jobs: list) -> list:
+    """Jobs (or groups) by estimated cost, largest first, ties by path: the same order on every machine."""
     return sorted(jobs, key=lambda j: (-job_cost(j), j.path))
 
 
-def assign(jobs: list[ShardJob], n: int) -> list[list[ShardJob]]:
-    """A deterministic, cost-balanced partition into `n` lists (longest-processing-time-first greedy).
+def assign(jobs: list, n: int) -> list[list]:
+    """A deterministic, cost-balanced partition of jobs or groups into `n` lists (longest-processing-time-first
+    greedy).
 
     Depends only on the plan, never on what is on disk, so N processes that never talk to each other
     agree on who does what.
@@ -57,12 +66,35 @@ def assign(jobs: list[ShardJob], n: int) -> list[list[ShardJob]]:
     if n < 1:
         raise GenerationError(f"cannot split work over {n} processes")
     loads = [(0.0, i) for i in range(n)]
-    parts: list[list[ShardJob]] = [[] for _ in range(n)]
+    parts: list[list] = [[] for _ in range(n)]
     for job in longest_first(jobs):
         load, i = heapq.heappop(loads)
         parts[i].append(job)
         heapq.heappush(loads, (load + job_cost(job), i))
     return parts
+
+
+def spread(groups: list[JobGroup], n: int) -> list[JobGroup]:
+    """Groups cut so that `n` workers end together, with as few cuts as that needs: laid end to end in plan
+    order over n equal spans of cost (McNaughton's wrap-around rule), each config goes to the span holding
+    its midpoint, and a group is cut where a span ends. So each span is one worker's fair share, and a group
+    is split in at most (its cost / share) + 2 parts, each still decoding each image once. With one worker
+    nothing is cut: every config of a group shares one decode."""
+    if n <= 1 or not groups:
+        return list(groups)
+    share = sum(job_cost(g) for g in groups) / n
+    if share <= 0:
+        return list(groups)
+    out: list[JobGroup] = []
+    done = 0.0
+    for group in sorted(groups, key=lambda g: g.path):
+        spans: dict[int, list[ShardJob]] = {}
+        for job in group.jobs:
+            cost = job_cost(job)
+            spans.setdefault(min(n - 1, int((done + cost / 2) / share)), []).append(job)
+            done += cost
+        out.extend(JobGroup(tuple(part)) for part in spans.values())
+    return out
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -156,70 +188,100 @@ def _read_exactly(conn, n: int) -> bytes:
 
 # --- running ---------------------------------------------------------------------------------------
 
-def run(jobs: list[ShardJob], source, *, state=None, num_proc: int = 1, engine: str = "local",
+RunGroup = Callable[..., list]  # (group, source, progress, wait) -> one ConfigReport per job of the group
+
+
+def run(groups: list[JobGroup], source, run_group: RunGroup, *, state=None, num_proc: int = 1, engine: str = "local",
         ray_address: str | None = None, update: Callable[[int], None] | None = None,
         log: Callable[[str], None] | None = None) -> list[ConfigReport]:
-    """Run every job; shards another live run is writing are waited for at the end, then written if that
-    run died. Returns one report per job run (busy ones once more after the wait)."""
+    """Run every group with `run_group`; shards another live run is writing are waited for at the end, one
+    at a time, then written if that run died. Returns the reports of every job run (busy ones once more)."""
     check_engine(engine, ray_address)
-    jobs = longest_first(jobs)
-    reports = _run_with(engine, jobs, source, state, num_proc, ray_address, update, wait=False)
-    busy = [j for j, r in zip(jobs, reports) if r.busy]
+    reports = _run_with(engine, groups, source, run_group, state, num_proc, ray_address, update, wait=False)
+    jobs = {j.path: j for g in groups for j in g.jobs}
+    busy = [jobs[p] for p in sorted({r.path for r in reports if r.busy})] if any(r.busy for r in reports) else []
     if busy:
         from . import folder
 
         if log:
             log(f"waiting for {len(busy)} shard(s) being written by another run "
                 f"({folder.lock_owner(busy[0].path) or 'unknown'}); they are written here if it stops")
-        again = _run_with(engine, busy, source, state, num_proc, ray_address, update, wait=True)
+        alone = [JobGroup((job,)) for job in busy]  # one lock at a time while waiting: no two runs deadlock
+        again = _run_with(engine, alone, source, run_group, state, num_proc, ray_address, update, wait=True)
         reports = [r for r in reports if not r.busy] + again
-    return reports
+    return [r.report for r in reports]
 
 
-def _run_with(engine, jobs, source, state, num_proc, ray_address, update, wait: bool) -> list[ConfigReport]:
-    if not jobs:
+@dataclasses.dataclass
+class _Ran:
+    report: ConfigReport
+    path: str
+
+    @property
+    def busy(self) -> bool:
+        return self.report.busy
+
+
+def _run_with(engine, groups, source, run_group, state, num_proc, ray_address, update, wait: bool) -> list[_Ran]:
+    if not groups:
         return []
     if engine == "ray":
-        return _ray(jobs, source, ray_address, update, wait)
+        return _ray(groups, source, run_group, ray_address, update, wait)
     if state is not None:
-        return _accelerate(jobs, source, state, update, wait)
-    if num_proc <= 1 or len(jobs) <= 1:
-        return [_counted(run_shard(job, source, update, wait), job, None) for job in jobs]
-    return _pool(jobs, source, num_proc, update, wait)
+        return _accelerate(groups, source, run_group, state, update, wait)
+    if num_proc <= 1:
+        return [r for g in longest_first(groups) for r in _ran(g, run_group(g, source, update, wait), None)]
+    return _pool(longest_first(spread(groups, num_proc)), source, run_group, num_proc, update, wait)
 
 
-def _counted(report: ConfigReport, job: ShardJob, update) -> ConfigReport:
-    if update and not report.busy:
-        update(len(job.examples))
-    return report
+def _ran(group: JobGroup, reports: list[ConfigReport], update) -> list[_Ran]:
+    """Reports paired with their shard; the progress of a group run elsewhere is counted when it returns."""
+    if update:
+        update(sum(len(j.examples) for j, r in zip(group.jobs, reports) if not r.busy))
+    return [_Ran(r, j.path) for j, r in zip(group.jobs, reports)]
 
 
-def _pool(jobs, source, num_proc, update, wait) -> list[ConfigReport]:
+def _pool(groups, source, run_group, num_proc, update, wait) -> list[_Ran]:
     """Spawned workers, one thread each, that die with this process; submitted longest first."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from .generate import pool_worker
-
-    with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"), initializer=pool_worker,
+    with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"), initializer=hygiene.pool_worker,
                              initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(run_shard, job, source, None, wait) for job in jobs]
+        futures = [pool.submit(run_group, group, source, None, wait) for group in groups]
         try:
             results = []
-            for job, fut in zip(jobs, futures):
-                results.append(_counted(fut.result(), job, update))
+            for group, fut in zip(groups, futures):
+                results.extend(_ran(group, fut.result(), update))
             return results
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # finished shards stay; a rerun resumes
             raise
 
 
-def _accelerate(jobs, source, state, update, wait) -> list[ConfigReport]:
-    """This rank's cost-balanced share of the pending shards (every rank computes the same partition)."""
-    mine = assign(jobs, state.num_processes)[state.process_index]
-    reports = [_counted(run_shard(job, source, update, wait), job, None) for job in mine]
+def _accelerate(groups, source, run_group, state, update, wait) -> list[_Ran]:
+    """This rank's cost-balanced share of the pending groups (every rank computes the same partition)."""
+    mine = assign(spread(groups, state.num_processes), state.num_processes)[state.process_index]
+    results = [r for g in mine for r in _ran(g, run_group(g, source, update, wait), None)]
     state.wait_for_everyone()
-    return reports
+    return results
+
+
+def distributed_state():
+    """accelerate's state under a multi-process launch (WORLD_SIZE > 1), else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        import torch
+        from accelerate import PartialState
+
+        # without cpu=True accelerate ignores a torchrun launch on a machine with no GPU (every process alone)
+        cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+        state = PartialState(cpu=cpu)
+        if state.num_processes != world:
+            raise GenerationError(f"WORLD_SIZE={world} but accelerate sees {state.num_processes} process(es): "
+                                  "launch with `accelerate launch --multi_gpu` or `torchrun --nproc_per_node N`")
+        return state
+    return None
 
 
 # --- Ray -------------------------------------------------------------------------------------------
@@ -227,54 +289,54 @@ def _accelerate(jobs, source, state, update, wait) -> list[ConfigReport]:
 RAY_RETRIES = 3  # a task whose worker or node dies is run again; its half-written temp file is removed then
 
 
-def _ray_shard(job: ShardJob, source, wait: bool) -> ConfigReport:
-    """The body of one Ray task: the same `run_shard` a local run calls, in a one-thread worker."""
-    from .generate import _single_threaded_worker
-
-    _single_threaded_worker()
+def _ray_shard(run_group, group: JobGroup, source, wait: bool) -> list[ConfigReport]:  # its name shows in `ps`
+    """The body of one Ray task: the same `run_group` a local run calls, in a one-thread worker."""
+    hygiene.single_threaded_worker()
     try:
-        return run_shard(job, source, None, wait)
+        return run_group(group, source, None, wait)
     except OSError as exc:  # a node that does not see the shared folder (or the source) at the same path
         import socket
 
-        raise GenerationError(f"a Ray worker on {socket.gethostname()} cannot use {exc.filename or job.path} "
+        raise GenerationError(f"a Ray worker on {socket.gethostname()} cannot use {exc.filename or group.path} "
                               f"({exc.strerror or type(exc).__name__}): every worker must see --out and the source "
                               "at the same path, e.g. on a shared filesystem") from None
 
 
-def _ray(jobs, source, address, update, wait) -> list[ConfigReport]:
+def _ray(groups, source, run_group, address, update, wait) -> list[_Ran]:
     import ray  # present: `run` checked the engine
 
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        gpus = ray.cluster_resources().get("GPU", 0)
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        groups = longest_first(spread(groups, max(1, int(resources.get("CPU", 1)))))
         task = ray.remote(_ray_shard)
         source_ref = ray.put(source)
         refs = []
-        for job in jobs:  # already longest first: the last tasks to start are the short ones
+        for group in groups:  # longest first: the last tasks to start are the short ones
             options = {"num_cpus": 1, "max_retries": RAY_RETRIES}
-            if job.spec.batched and gpus:
+            if any(j.spec.batched for j in group.jobs) and gpus:
                 options["num_gpus"] = 1
-            refs.append(task.options(**options).remote(job, source_ref, wait))
+            refs.append(task.options(**options).remote(run_group, group, source_ref, wait))
         index = {ref: i for i, ref in enumerate(refs)}
-        results: list[ConfigReport | None] = [None] * len(refs)
+        results: list = [None] * len(refs)
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
                 i = index[ref]
                 try:
-                    results[i] = _counted(ray.get(ref), jobs[i], update)
+                    results[i] = _ran(groups[i], ray.get(ref), update)
                 except ray.exceptions.RayError as exc:
                     cause = getattr(exc, "cause", None) or exc
                     if isinstance(cause, GenerationError):
                         raise GenerationError(str(cause)) from None
-                    raise GenerationError(f"{jobs[i].path}: the Ray task failed after {RAY_RETRIES} retries: "
+                    raise GenerationError(f"{groups[i].path}: the Ray task failed after {RAY_RETRIES} retries: "
                                           f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
                                           "; finished shards are kept, rerun to resume") from None
-        return results
+        return [r for part in results for r in part]
     finally:
         if started:
             ray.shutdown()

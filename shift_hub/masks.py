@@ -891,7 +891,7 @@ def background_provider(source, context: MaskContext, geometry: Geometry, exampl
     return draw
 
 
-# --- engine hooks (called by generate.py) -------------------------------------------------------------
+# --- engine hooks (called by planning, rows and generate) -------------------------------------------------------------
 
 def _accepts(spec, name: str) -> bool:
     import inspect
@@ -985,7 +985,7 @@ def precompute(context: MaskContext, source, examples, num_proc: int = 1, state=
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
-        from .generate import pool_worker  # workers die with the run and use one thread each
+        from .hygiene import pool_worker  # workers die with the run and use one thread each
 
         with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"), initializer=pool_worker,
                                  initargs=(os.getpid(),)) as pool, bar(len(todo)) as shown:

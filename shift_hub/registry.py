@@ -537,8 +537,19 @@ def _ximagenet12() -> list[ShiftSpec]:
 
 _XIMAGENET12 = _ximagenet12()
 
+# ---- ImageNet-C-bar (issue 25) ------------------------------------------------------------------------
+_IMAGENET_C_BAR: list[ShiftSpec] = []
+
+# ---- 3DCC's image-space corruptions (issue 25) --------------------------------------------------------
+_IMAGENET_3DCC_2D: list[ShiftSpec] = []
+
+# ---- ImageNet-W (issue 25) ------------------------------------------------------------------------------
+_WATERMARK: list[ShiftSpec] = []
+
 # Each family contributes its entries here; nothing else enumerates shifts.
-REGISTRY: dict[str, ShiftSpec] = {spec.name: spec for spec in [*_CLEAN, *_IMAGENET_C, *_CARTOON, *_DRAWING, *_TOON, *_XIMAGENET12]}
+REGISTRY: dict[str, ShiftSpec] = {spec.name: spec for spec in [*_CLEAN, *_IMAGENET_C, *_CARTOON, *_DRAWING, *_TOON,
+                                                               *_XIMAGENET12, *_IMAGENET_C_BAR, *_IMAGENET_3DCC_2D,
+                                                               *_WATERMARK]}
 
 
 class UnknownConfig(KeyError):

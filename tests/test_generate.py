@@ -82,21 +82,23 @@ def test_bytes_identical_across_worker_counts_and_order(tmp_path, monkeypatch):
 def test_resume_after_interrupt_mid_write(tmp_path, monkeypatch):
     items = [(f"img{i:02d}", i, jpeg_bytes(photo(i))) for i in range(6)]
     engine.generate(["clean"], ListSource(items), tmp_path / "ref", shard_size=2, progress=False)
-    real_write = engine._write_shard
+    from shift_hub.shard_writer import ShardWriter
+
+    real_commit = ShardWriter.commit
     calls = []
 
-    def dying_write(job, rows, report):
-        calls.append(job.index)
-        if len(calls) == 2:  # die half-way through writing the second shard
-            Path(job.path).with_name(f".{Path(job.path).name}.tmp-999").write_bytes(b"partial")
+    def dying_commit(writer):
+        calls.append(writer.job.index)
+        if len(calls) == 2:  # die half-way through writing the second shard (its rows written, not renamed)
+            Path(writer.job.path).with_name(f".{Path(writer.job.path).name}.tmp-999").write_bytes(b"partial")
             raise KeyboardInterrupt
-        real_write(job, rows, report)
+        real_commit(writer)
 
-    monkeypatch.setattr(engine, "_write_shard", dying_write)
+    monkeypatch.setattr(ShardWriter, "commit", dying_commit)
     with pytest.raises(KeyboardInterrupt):
         engine.generate(["clean"], ListSource(items), tmp_path / "out", shard_size=2, progress=False)
     assert len(list((tmp_path / "out" / "clean").glob("*.parquet"))) == 1
-    monkeypatch.setattr(engine, "_write_shard", real_write)
+    monkeypatch.setattr(ShardWriter, "commit", real_commit)
     report = engine.generate(["clean"], ListSource(items), tmp_path / "out", shard_size=2, progress=False)
     assert report["clean"].written == 4  # only the two missing shards were made
     assert digests(tmp_path / "out") == digests(tmp_path / "ref")

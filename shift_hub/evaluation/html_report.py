@@ -12,6 +12,8 @@ import io
 import math
 from pathlib import Path
 
+from .left_out import describe_incomplete, describe_unreadable
+
 THUMB = 128  # px, longer side of a gallery thumbnail
 PER_CONFIG = 4  # gallery images per config
 SHOWN_CONFIGS = 6  # configs whose gallery is open (clean first); the others sit in closed <details>
@@ -29,8 +31,6 @@ def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: 
                       per_config: int = PER_CONFIG) -> Path:
     """Render report.html at `path`; `plots` maps a plot key (see PLOT_TITLES) to its PNG."""
     from jinja2 import Environment
-
-    from .report import describe_incomplete, describe_unreadable
 
     folder, why_not = image_folder(results)
     gallery = _gallery(results, rows, folder, per_config) if folder else []

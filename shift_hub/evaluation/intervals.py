@@ -7,7 +7,7 @@ matrix product over resample weights, so 50,000 images x 100 configs take second
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -72,9 +72,10 @@ def interval(samples: np.ndarray) -> dict | None:
 
 
 def add_intervals(scored: dict, rows: Sequence[Mapping], configs: Sequence[str], resamples: int = DEFAULT_RESAMPLES,
-                  seed: int = 0) -> dict:
-    """Put `ci` ({ci_low, ci_high} per score) beside top-1, top-5, the drop, ImageNet-C's mean error, CE, mCE and relative
-    mCE of `summarize`'s output, and say how they were made under summary["intervals"]."""
+                  seed: int = 0, derived: Callable[[dict, list, np.ndarray, dict], None] | None = None) -> dict:
+    """Put `ci` ({ci_low, ci_high} per score) beside top-1, top-5 and the drop of `summarize`'s output, and say
+    how they were made under summary["intervals"]. `derived(summary, configs, top1, column)` adds those of the
+    scores computed from the resampled top-1 (metrics passes ImageNet-C's: it owns their definitions)."""
     if not resamples or not rows:
         scored["summary"]["intervals"] = {"method": None, "resamples": 0}
         return scored
@@ -95,39 +96,8 @@ def add_intervals(scored: dict, rows: Sequence[Mapping], configs: Sequence[str],
         if k in drop_of:
             ci["drop_abs"] = interval(drops[:, drop_of[k]])
         per[c]["ci"] = ci
-    _imagenet_c_intervals(summary.get("imagenet_c"), configs, top1, column)
+    if derived:
+        derived(summary, configs, top1, column)
     summary["intervals"] = {"method": METHOD, "resamples": int(resamples), "level": LEVEL, "seed": seed,
                             "images": len(ids)}
     return scored
-
-
-def _imagenet_c_intervals(c: dict | None, configs: list[str], top1: np.ndarray, column: dict) -> None:
-    """mean error per corruption, CE, relative CE, mCE and relative mCE, recomputed per resample."""
-    if not c or not c.get("per_corruption"):
-        return
-    from .metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, config_info
-
-    info = config_info(configs)
-    clean = 1 - top1[:, column["clean"]] if "clean" in column else None
-    ces, rel_ces = [], []
-    for name, entry in c["per_corruption"].items():
-        ks = [column[n] for n in configs if info[n].get("corruption") == name]
-        if not ks:
-            continue
-        with np.errstate(invalid="ignore"):
-            mean_err = np.nanmean(1 - top1[:, ks], axis=1) if len(ks) > 1 else 1 - top1[:, ks[0]]
-        entry["ci"] = {"mean_error": interval(mean_err)}
-        if name in ALEXNET_ERRORS:
-            ce = mean_err / ALEXNET_ERRORS[name]
-            entry["ci"]["ce"] = interval(ce)
-            ces.append(ce)
-            if clean is not None:
-                rel = (mean_err - clean) / (ALEXNET_ERRORS[name] - ALEXNET_CLEAN_ERROR)
-                entry["ci"]["relative_ce"] = interval(rel)
-                rel_ces.append(rel)
-    ci = {}
-    if ces and "mce" in c:
-        ci["mce"] = interval(np.mean(ces, axis=0))
-    if rel_ces and "relative_mce" in c:
-        ci["relative_mce"] = interval(np.mean(rel_ces, axis=0))
-    c["ci"] = ci

@@ -12,6 +12,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .intervals import DEFAULT_RESAMPLES, add_intervals, interval
+
 # AlexNet top-1 error on ImageNet-C, per corruption, averaged over the 5 severities
 # (Hendrycks & Dietterich 2019). The only hand-typed corruption list: the reference table itself.
 ALEXNET_ERRORS: dict[str, float] = {
@@ -204,10 +206,9 @@ def _ece(scored: list, space: str | None) -> float:
 def summarize(rows: Sequence[Mapping], configs: Sequence[str], bootstrap: int | None = None, seed: int = 0) -> dict:
     """Per-config metrics and the cross-config summaries (mCE, severity curves, XImageNet score), each score
     with its 95 % bootstrap interval (`bootstrap` resamples over images, default 1,000; 0 turns them off)."""
-    from .intervals import DEFAULT_RESAMPLES, add_intervals
-
     scored = _summarize(rows, configs)
-    return add_intervals(scored, rows, configs, DEFAULT_RESAMPLES if bootstrap is None else bootstrap, seed)
+    return add_intervals(scored, rows, configs, DEFAULT_RESAMPLES if bootstrap is None else bootstrap, seed,
+                         derived=_imagenet_c_intervals)
 
 
 def _summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
@@ -321,3 +322,35 @@ def _shared_images(by_config: Mapping[str, Sequence[Mapping]], names: Sequence[s
 
 def _top1(rows: Sequence[Mapping], images: set | None) -> float:
     return accuracy([r["correct"] for r in rows if r["scorable"] and (images is None or r["image_id"] in images)])
+
+
+def _imagenet_c_intervals(summary: dict, configs: list[str], top1: np.ndarray, column: dict) -> None:
+    """ImageNet-C's mean error per corruption, CE, relative CE, mCE and relative mCE, recomputed per resample:
+    `add_intervals` calls it (`derived`) with the resampled top-1 of every config."""
+    c = summary.get("imagenet_c")
+    if not c or not c.get("per_corruption"):
+        return
+    info = config_info(configs)
+    clean = 1 - top1[:, column["clean"]] if "clean" in column else None
+    ces, rel_ces = [], []
+    for name, entry in c["per_corruption"].items():
+        ks = [column[n] for n in configs if info[n].get("corruption") == name]
+        if not ks:
+            continue
+        with np.errstate(invalid="ignore"):
+            mean_err = np.nanmean(1 - top1[:, ks], axis=1) if len(ks) > 1 else 1 - top1[:, ks[0]]
+        entry["ci"] = {"mean_error": interval(mean_err)}
+        if name in ALEXNET_ERRORS:
+            ce = mean_err / ALEXNET_ERRORS[name]
+            entry["ci"]["ce"] = interval(ce)
+            ces.append(ce)
+            if clean is not None:
+                rel = (mean_err - clean) / (ALEXNET_ERRORS[name] - ALEXNET_CLEAN_ERROR)
+                entry["ci"]["relative_ce"] = interval(rel)
+                rel_ces.append(rel)
+    ci = {}
+    if ces and "mce" in c:
+        ci["mce"] = interval(np.mean(ces, axis=0))
+    if rel_ces and "relative_mce" in c:
+        ci["relative_mce"] = interval(np.mean(rel_ces, axis=0))
+    c["ci"] = ci

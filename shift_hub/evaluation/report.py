@@ -1,4 +1,5 @@
-"""Everything a person or a model card reads: results JSON, markdown table, plots, model-index YAML."""
+"""Everything a person or a model card reads: results JSON, markdown table, plots, model-index YAML; and
+write_outputs, which writes them all with report.html (rendered by html_report, which never imports this)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,10 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..hub.cards import md_escape
+from .html_report import PLOT_TITLES, write_report_html
+from .left_out import describe_incomplete, describe_unreadable  # runner, api and command.py import them from here
 
 PLOT_FILES = {"accuracy_per_shift": "accuracy_per_shift.png", "accuracy_vs_severity": "accuracy_vs_severity.png"}
 PLOT_SOFTWARE = "shift_hub"  # PNG `Software` text of every plot shift_hub writes: only such files are ever replaced
@@ -129,25 +132,6 @@ def markdown_table(results: dict) -> str:
     if results.get("data", {}).get("incomplete"):
         lines += ["", "Incomplete (scored on the shards present only): " + md_escape(describe_incomplete(results))]
     return "\n".join(lines)
-
-
-def describe_incomplete(results: dict) -> str:
-    """One line: the configs whose planned shard set was not complete when they were scored."""
-    return "; ".join(f"{config} ({', '.join(what)})" for config, what in results["data"]["incomplete"].items())
-
-
-def describe_unreadable(unreadable: dict, examples: int = 3) -> str:
-    """One line: which configs (file: reason) and images (id: reason) could not be read."""
-    out = []
-    for config, what in unreadable.items():
-        for entry in what.get("files", []):
-            out.append(f"{config} ({entry['file'] + ': ' if entry.get('file') else ''}{entry['reason']})")
-        images = what.get("images", [])
-        if images:
-            shown = ", ".join(f"{e['image_id']}: {e['reason']}" for e in images[:examples])
-            more = f", and {len(images) - examples} more" if len(images) > examples else ""
-            out.append(f"{len(images)} image(s) of {config} ({shown}{more})")
-    return "; ".join(out)
 
 
 def model_index_yaml(results: dict, dataset_type: str | None = None) -> str:
@@ -294,8 +278,6 @@ def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool 
     """results.json, predictions.jsonl (one row per image), table.md, model-index.yaml, the plots and
     report.html (everything above on one self-contained page, with a clean-vs-shifted gallery). A plot that
     fails is a warning; a plot of an earlier run that this one did not draw is removed."""
-    from .html_report import PLOT_TITLES, write_report_html
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": out / "results.json", "predictions": out / "predictions.jsonl",
