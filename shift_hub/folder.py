@@ -228,6 +228,18 @@ def is_shift_hub_card(path: str | Path) -> bool:
     return CARD_MARKER in text and re.search(rf"^\s*-\s*{CARD_TAG}\s*$", text, re.M) is not None
 
 
+FACTS_FILE, FACTS_KEY = "shift_hub.json", "shift_hub_facts"  # the card's facts, beside README.md (hub/card_facts.py)
+
+
+def is_facts_file(path: str | Path) -> bool:
+    """Whether a shift_hub.json was written by shift_hub (so it may be replaced)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and FACTS_KEY in data
+
+
 def check_output_folder(out: str | Path, overwrite: bool = False) -> None:
     """Refuse an --out that is a file, or whose README.md is not a shift_hub card, before any work."""
     out = Path(out)
@@ -238,6 +250,10 @@ def check_output_folder(out: str | Path, overwrite: bool = False) -> None:
     if readme.exists() and not overwrite and not is_shift_hub_card(readme):
         raise FolderError(f"{readme} is not a shift_hub dataset card and shift-hub writes its card there: choose "
                           "a new or empty --out, move that README.md away, or pass --overwrite to replace it")
+    facts = out / FACTS_FILE
+    if facts.exists() and not overwrite and not is_facts_file(facts):
+        raise FolderError(f"{facts} was not written by shift-hub, which keeps the card's facts there: choose a new "
+                          "or empty --out, move that file away, or pass --overwrite to replace it")
     if out.exists() and not os.access(out, os.W_OK | os.X_OK):
         raise FolderError(f"--out {out} is not writable by this user: choose another folder or fix its permissions")
 

@@ -72,7 +72,8 @@ def plan_jobs(spec: ShiftSpec, examples: list[Example], out: Path, seed: int, en
 
 # --- job groups: one decode per image for every config over the same images ------------------------------
 
-GROUP_BUFFER_BYTES = 256 * 2**20  # encoded rows a group's open writers may hold at once (one row group each)
+GROUP_BUFFER_BYTES = 192 * 2**20  # encoded rows a group's open writers may hold at once (one row group each): peak
+# worker RSS 950 MB at 256 MB on ImageNet-C's 95 configs over 230 synthetic photos (830 MB with one config per group)
 _TYPICAL_PIXELS = 500 * 375  # ImageNet's usual photo, for configs stored at the source's size
 _BYTES_PER_PIXEL = {"JPEG": 0.6, "PNG": 2.4}  # encoded bytes per pixel, generous (noise compresses badly)
 

@@ -1,5 +1,6 @@
 """The dataset card: compact (papers and deviations once), `clean` the default, licence per source, facts that
-survive a merge. Many-config cards are built from one generated config's facts, so no shift runs here."""
+survive a merge (through shift_hub.json, card_facts; an older card read once, legacy_card). Many-config cards are
+built from one generated config's facts, so no shift runs here."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,8 @@ import pytest
 
 from shift_hub import folder
 from shift_hub.generate import generate
-from shift_hub.hub import cards
+from shift_hub.hub import card_facts, cards, legacy_card
+from shift_hub.hub.card_facts import CardFacts
 from shift_hub.registry import REGISTRY, expand
 from shift_hub.sources import Devkit, Folders, HFDataset, Samples
 from shift_hub.sources.samples import MANIFEST
@@ -27,20 +29,25 @@ def out(tmp_path_factory) -> Path:
 def facts_like(out: Path, name: str, source: str | None = None, **extra) -> dict:
     """`name`'s facts as if generated like `clean` in `out` (data-derived values copied from it)."""
     stats = folder.summary(out)["clean"]
-    data = cards.config_facts(out, "clean", stats)
+    data = card_facts.config_facts(out, "clean", stats)
     stats = {**stats, "params": dict(REGISTRY[name].params), "source": source or stats["source"]}
-    facts = cards.config_facts(out, name, stats)
+    facts = card_facts.config_facts(out, name, stats)
     keep = ("ids_sha256", "classes", "top", "thumbnail") + (("photos",) if "photos" in facts else ())
     return {**facts, **{k: data[k] for k in keep}, "thumbnail": 2, **extra}
 
 
-def readme_job_card(out: Path):
-    """The card of the README main job: `clean` + every CPU config from all 8 sample photos."""
-    names = expand(["clean", "all-cpu"])
+def readme_job_facts(out: Path) -> CardFacts:
+    """The card facts of the README main job: `clean` + every CPU config from all 8 sample photos."""
     every_photo = sorted(s.image_id for s in MANIFEST)
     top = [[i, 1] for i in range(5)]
-    return cards.compose_card([(facts_like(out, n, photos=every_photo, top=top), cards.config_entry(n))
-                               for n in names], "data"), names
+    return card_facts.from_configs([(facts_like(out, n, photos=every_photo, top=top), cards.config_entry(n))
+                                    for n in expand(["clean", "all-cpu"])])
+
+
+def readme_job_card(out: Path):
+    """The card of the README main job, and its configs."""
+    facts = readme_job_facts(out)
+    return cards.render(facts, "data"), facts.names
 
 
 def test_many_config_card_is_compact(out):
@@ -58,25 +65,29 @@ def test_many_config_card_is_compact(out):
 
 def test_each_paper_and_deviation_once_and_every_config_points_to_them(out):
     text = str(readme_job_card(out)[0])
-    used = {k for n in expand(["clean", "all-cpu"]) for k in cards.bibtex_entries(REGISTRY[n].citation)}
+    used = {k for n in expand(["clean", "all-cpu"]) for k in card_facts.bibtex_entries(REGISTRY[n].citation)}
     for key in used:
         assert len(re.findall(rf"@\w+\{{{key},", text)) == 1, key
     assert text.count("Hendrycks, Dan") == 1
     deviations = {REGISTRY[n].deviation for n in expand(["all-cpu"]) if REGISTRY[n].deviation}
-    assert text.count("<!-- shift_hub:deviation ") == len(deviations)
+    listed = text.split("## Known deviations")[1].split("\n## ")[0]
+    assert len(re.findall(r"^\d+\. ", listed, re.M)) == len(deviations)
     for dev in deviations:
-        assert text.count(f": {' '.join(dev.split())} <!-- shift_hub:deviation ") == 1
-    facts = cards.parse_sections(text)
+        assert text.count(f": {' '.join(dev.split())}\n") == 1
+    facts = CardFacts.from_json(readme_job_facts(out).to_json()).facts  # what shift_hub.json gives back
     assert set(facts) == set(expand(["clean", "all-cpu"]))
-    assert facts["gaussian_noise_3"][0]["cite"] == ["hendrycks2019benchmarking"]  # from the card's defaults
-    assert facts["gaussian_noise_3"][0]["severity"] == 3 and facts["gaussian_noise_3"][0]["params"] == "severity=3"
-    assert facts["toon_ius"][0]["cite"] == ["zhou2018toonnet"]
+    assert facts["gaussian_noise_3"]["cite"] == ["hendrycks2019benchmarking"]
+    assert facts["gaussian_noise_3"]["severity"] == 3 and facts["gaussian_noise_3"]["params"] == "severity=3"
+    assert facts["toon_ius"]["cite"] == ["zhou2018toonnet"]
     assert "[hendrycks2019benchmarking](#citation)" in text and "[zhou2018toonnet](#citation)" in text
 
 
-def test_card_reads_back_to_itself(out):
-    text = str(readme_job_card(out)[0])
-    assert str(cards.merge_cards(text, text, "data")) == text
+def test_card_facts_merge_and_read_back_to_themselves(out):
+    facts = readme_job_facts(out)
+    text = str(cards.render(facts, "data"))
+    stored = CardFacts.from_json(facts.to_json())
+    assert str(cards.render(stored, "data")) == text and stored.to_json() == facts.to_json()
+    assert str(cards.render(card_facts.merge(stored, stored), "data")) == text
 
 
 def test_clean_is_the_default_config_and_loads_without_a_name(out):
@@ -92,10 +103,10 @@ def test_clean_is_the_default_config_and_loads_without_a_name(out):
 
 
 def test_one_default_when_a_remote_card_chose_another(out):
-    local = str(cards.render_card(out, "org/x", configs=["clean"]))
-    remote = str(cards.render_card(out, "org/x", configs=["gaussian_noise_1"]))
-    remote = remote.replace("- config_name: gaussian_noise_1\n", "- config_name: gaussian_noise_1\n  default: true\n")
-    merged = cards.validate_card(str(cards.merge_cards(local, remote, "org/x")))
+    local = cards.local_facts(out, ["clean"])
+    remote = cards.local_facts(out, ["gaussian_noise_1"])
+    remote.entries[0]["default"] = True
+    merged = cards.validate_card(str(cards.render(card_facts.merge(local, remote), "org/x")))
     assert [c["config_name"] for c in merged.data.configs if c.get("default")] == ["gaussian_noise_1"]
 
 
@@ -180,34 +191,34 @@ configs:
 
 
 def test_merge_keeps_the_papers_and_deviations_of_remote_configs(out):
-    local = str(cards.render_card(out, "org/x", configs=["clean"]))
-    merged = str(cards.merge_cards(local, LEGACY, "org/x"))
+    facts = card_facts.merge(cards.local_facts(out, ["clean"]), legacy_card.read(LEGACY))  # read once
+    merged = str(cards.render(facts, "org/x"))
     cards.validate_card(merged)
-    assert list(cards.parse_sections(merged)) == ["old_shift", "clean"]
+    assert facts.names == ["old_shift", "clean"]
     for key in ("old2020paper", "russakovsky2015imagenet"):
         assert len(re.findall(rf"@\w+\{{{key},", merged)) == 1, key
     assert merged.count("Old deviation text.") == 1
     assert "ImageNet terms of access" in merged and "CC0 (Lav Varshney)" in merged  # devkit and samples terms
-    old = cards.parse_sections(merged)["old_shift"][0]
+    old = facts.facts["old_shift"]
     assert (old["seed"], old["written"], old["version"], old["thumbnail"]) == (1, 5, "0.0.9", 5)
     assert (old["params"], old["geometry"]) == ("a=1, b=[x]", "full resolution")  # read from its table
 
-    again = str(cards.merge_cards(str(cards.render_card(out, "org/x", configs=["gaussian_noise_1"])), merged,
-                                  "org/x"))  # the carried-over paper and text survive a later push
-    assert list(cards.parse_sections(again)) == ["old_shift", "clean", "gaussian_noise_1"]
+    stored = CardFacts.from_json(facts.to_json())  # from now on the facts file, not the card
+    again_facts = card_facts.merge(cards.local_facts(out, ["gaussian_noise_1"]), stored)
+    again = str(cards.render(again_facts, "org/x"))  # the carried-over paper and text survive a later push
+    assert again_facts.names == ["old_shift", "clean", "gaussian_noise_1"]
     assert len(re.findall(r"@\w+\{old2020paper,", again)) == 1 and again.count("Old deviation text.") == 1
-    assert cards.parse_sections(again)["old_shift"][0]["deviation"] == "Old deviation text."
+    assert again_facts.facts["old_shift"]["deviation"] == "Old deviation text."
 
 
 def test_user_strings_stay_inert(out):
     evil = "evil <img src=x> `code` [link](http://x) --> | ## heading"
     facts = facts_like(out, "clean", evil, skipped=1, skip_reasons=[[evil, 1]], skipped_examples=[[evil, evil]])
     other = facts_like(out, "clean_full", evil)
-    text = str(cards.compose_card([(facts, cards.config_entry("clean")), (other, cards.config_entry("clean_full"))],
-                                  "x"))
+    stored = card_facts.from_configs([(facts, cards.config_entry("clean")), (other, cards.config_entry("clean_full"))])
+    text = str(cards.render(stored, "x"))
     cards.validate_card(text)
-    visible = re.sub(r"<!-- shift_hub:\w+ \{.*?\} -->", "", text)
-    assert "<img" not in visible and "[link](" not in visible and "`code`" not in visible
-    assert "\n## heading" not in visible and "\n#### heading" not in visible
-    back = cards.parse_sections(text)
-    assert back["clean"][0]["source"] == evil and back["clean"][0]["skipped_examples"] == [[evil, evil]]
+    assert "<img" not in text and "[link](" not in text and "`code`" not in text
+    assert "\n## heading" not in text and "\n#### heading" not in text
+    back = CardFacts.from_json(stored.to_json()).facts  # kept as they are in shift_hub.json
+    assert back["clean"]["source"] == evil and back["clean"]["skipped_examples"] == [[evil, evil]]

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO
 from hub_server import HubServer
 from shift_hub.generate import generate
-from shift_hub.hub import cards
+from shift_hub.hub import card_facts, cards, legacy_card
 
 TOKEN = "hf_secretTOKENforTests0123456789"
 LOAD_ROWS = r"""
@@ -80,6 +80,10 @@ def remote_card(hub, repo_id: str, rev: str = "main") -> str:
     return hub.state.files(repo_id, rev)["README.md"].decode()
 
 
+def remote_facts(hub, repo_id: str, rev: str = "main") -> card_facts.CardFacts:
+    return card_facts.CardFacts.from_json(hub.state.files(repo_id, rev)[card_facts.FILENAME].decode())
+
+
 # --- cards, offline ---------------------------------------------------------------------------------
 
 def test_card_is_valid_and_says_what_it_must(out):
@@ -98,25 +102,27 @@ def test_card_is_valid_and_says_what_it_must(out):
 
 
 def test_merge_keeps_remote_configs_and_foreign_prose(out):
-    clean = str(cards.render_card(out, "org/x", configs=["clean"]))
-    full = str(cards.render_card(out, "org/x", configs=["clean_full"]))
-    merged = str(cards.merge_cards(clean, full, "org/x"))
-    assert cards.validate_card(merged).data.configs[0]["config_name"] == "clean_full"
-    assert set(cards.parse_sections(merged)) == {"clean", "clean_full"}
+    clean = cards.local_facts(out, ["clean"])
+    full = cards.local_facts(out, ["clean_full"])
+    merged = card_facts.merge(clean, full)
+    assert cards.validate_card(str(cards.render(merged, "org/x"))).data.configs[0]["config_name"] == "clean_full"
+    assert set(merged.facts) == {"clean", "clean_full"}
     foreign = ("---\nlicense: mit\ntags: [mine]\nconfigs:\n- config_name: other\n  data_files: other/*.parquet\n"
                "---\n# Hand-written card\nKeep me.\n")
-    merged = cards.merge_cards(clean, foreign, "org/x")
+    facts = card_facts.merge(clean, legacy_card.read(foreign))
+    merged = cards.render(facts, "org/x")
     assert [c["config_name"] for c in merged.data.configs] == ["other", "clean"]
     assert "mine" in merged.data.tags and "Keep me." in merged.text
-    again = cards.merge_cards(full, str(merged), "org/x")  # the carried-over prose survives later pushes
+    stored = card_facts.CardFacts.from_json(facts.to_json())  # later pushes read shift_hub.json, not the card
+    again = cards.render(card_facts.merge(full, stored), "org/x")  # the carried-over prose survives them
     assert [c["config_name"] for c in again.data.configs] == ["other", "clean", "clean_full"]
-    assert again.text.count("Keep me.") == 1
+    assert again.text.count("Keep me.") == 1 and "mine" in again.data.tags
 
 
 def test_noncommercial_configs_say_so(out):
     stats = {"encoding": {"format": "JPEG", "quality": 95}, "seed": 0, "version": "0.1.0", "source": "test",
              "shards": 0, "written": 0, "skipped": [], "converted": []}
-    facts = cards.config_facts(out, "cartoon", stats)
+    facts = card_facts.config_facts(out, "cartoon", stats)
     assert facts["noncommercial"]
     card = cards.compose_card([(facts, cards.config_entry("cartoon"))], "org/x")
     assert "non-commercial use only" in card.text and "`cartoon`" in card.text.split("## License")[1]
@@ -149,14 +155,16 @@ def test_card_is_committed_with_or_after_the_data(out, monkeypatch):
     monkeypatch.setattr(push, "xet_uploads", lambda: False)
     api = RecordingApi()
     push._upload(api, the_plan)  # LFS: upload_folder makes one commit of everything
-    assert api.calls == [("upload_folder", ["README.md", shard, "eval.yaml", thumb], the_plan.deletions)]
+    assert api.calls == [("upload_folder", ["README.md", shard, "eval.yaml", "shift_hub.json", thumb],
+                          the_plan.deletions)]
 
     monkeypatch.setattr(push, "xet_uploads", lambda: True)  # may split in commits
     api = RecordingApi(["README.md", shard, "clean/validation-00000-of-00009.parquet", "clean_full/a.parquet"])
     push._upload(api, the_plan)
     assert api.calls == [
         ("upload_folder", [shard, thumb], None),
-        ("create_commit", [("CommitOperationAdd", "README.md"), ("CommitOperationAdd", "eval.yaml"),
+        ("create_commit", [("CommitOperationAdd", "README.md"), ("CommitOperationAdd", "shift_hub.json"),
+                           ("CommitOperationAdd", "eval.yaml"),
                            ("CommitOperationDelete", "clean/validation-00000-of-00009.parquet")], None)]
 
 
@@ -175,6 +183,7 @@ def test_push_then_load_dataset_round_trip(out, hub, env):
     assert TOKEN in hub.state.tokens_seen
     files = hub.state.files("org/shift_hub")
     assert "clean/validation-00000-of-00001.parquet" in files and "thumbnails/clean.jpg" in files
+    assert remote_facts(hub, "org/shift_hub").names == ["clean"]  # shift_hub.json beside the card...
     assert not any(p.startswith("clean_full/") for p in files)
     assert files["clean/validation-00000-of-00001.parquet"] == \
         (out / "clean" / "validation-00000-of-00001.parquet").read_bytes()
@@ -182,7 +191,7 @@ def test_push_then_load_dataset_round_trip(out, hub, env):
 
     remote_rows = rows(env, "org/shift_hub", "clean")
     assert len(remote_rows) == 3
-    assert remote_rows == rows(env, str(out), "clean")
+    assert remote_rows == rows(env, str(out), "clean")  # ...is not read as data, on the Hub or in the folder
 
 
 def test_push_to_a_repo_holding_other_configs_keeps_them(out, hub, env, tmp_path):
@@ -202,11 +211,11 @@ def test_push_to_a_repo_holding_other_configs_keeps_them(out, hub, env, tmp_path
     assert "kept on the Hub as they are: clean_full" in second.stdout
     after = hub.state.files("org/two")
     for path, data in before.items():  # nothing of clean_full deleted or rewritten
-        if path not in ("README.md", "eval.yaml"):  # the card and the benchmark tasks gain clean
+        if path not in ("README.md", "shift_hub.json", "eval.yaml"):  # the card, its facts and the tasks gain clean
             assert after[path] == data, path
     card = cards.validate_card(remote_card(hub, "org/two"))
     assert [c["config_name"] for c in card.data.configs] == ["clean_full", "clean"]
-    assert set(cards.parse_sections(card.content)) == {"clean", "clean_full"}
+    assert set(remote_facts(hub, "org/two").facts) == {"clean", "clean_full"}
 
     # `clean` regenerated in 2 shards, pushed the way hf_xet uploads go (data, then card + stale-shard
     # deletion in a last commit): the old shard goes, clean_full stays

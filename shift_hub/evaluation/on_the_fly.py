@@ -1,30 +1,88 @@
 """Shifts applied at evaluation time: a source's images through any CPU config, nothing written to disk.
 
-Each item is made by `generate.shift_image`, the function the engine writes with, so a model sees
-byte-for-byte the images the stored config would hold (tested).
+Each item is made as the engine writes it (geometry, `rows.apply_shift`, encoding), so a model sees
+byte-for-byte the images the stored config would hold (tested). The loader walks these configs image by
+image, and each process decodes a source image once and brings it to each distinct geometry once for all
+its configs, as `generate` does; every config shifts its own copy of that array.
 """
 from __future__ import annotations
 
-from ..generate import GenerationError, _preflight, plan_examples, shift_image
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import imaging
 from ..imaging import BadImage, decode
-from ..registry import MASKS, expand, get
+from ..jobs import GenerationError
+from ..planning import plan_examples, preflight
+from ..registry import MASKS, Geometry, expand, get
+from ..rows import apply_shift
 from ..sources import Example, Source, SourceError, open_source
 from .runner import ConfigData, DataError, _registry_space
 
+KEEP_IMAGES = 2  # source images a process holds (their geometry outputs): consecutive items share one image
 
-class ShiftedImages:
-    """A picklable, list-like view: item r is {"image": {"bytes": ...}} for example r, shifted on access."""
 
-    def __init__(self, spec, source: Source, examples: list[tuple[Example, str]], seed: int):
-        self.spec, self.source, self.examples, self.seed = spec, source, examples, seed
+class SourceImages:
+    """The usable source images, each decoded on demand and brought to every geometry the configs use, shared
+    by the configs of one on-the-fly run. At most KEEP_IMAGES images are held, as geometry outputs (the
+    decoded array is dropped), so memory stays bounded; a pickled copy (a DataLoader worker's) starts empty."""
+
+    def __init__(self, source: Source, examples: list[tuple[Example, str]], geometries: list[Geometry]):
+        self.source, self.examples = source, examples
+        self.geometries = list(dict.fromkeys(geometries))
+        self._held: OrderedDict = OrderedDict()  # row -> {geometry: array through it, or the BadImage it raised}
 
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, r: int) -> dict:
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_held": OrderedDict()}
+
+    def shaped(self, r: int, geometry: Geometry) -> np.ndarray:
+        """Image r through `geometry`; shared by every config with that geometry, so never change it in place."""
+        out = self._image(r)[geometry]
+        if isinstance(out, BadImage):
+            raise out
+        return out
+
+    def _image(self, r: int) -> dict:
+        if r in self._held:
+            self._held.move_to_end(r)
+            return self._held[r]
         example, _ = self.examples[r]
-        image, _ = decode(self.source.read(example), example.image_id)
-        return {"image": {"bytes": shift_image(self.spec, image, self.seed, example.image_id), "path": None}}
+        arr, _ = decode(self.source.read(example), example.image_id)
+        self._held[r] = {g: _through(arr, g) for g in self.geometries}
+        del arr
+        while len(self._held) > KEEP_IMAGES:
+            self._held.popitem(last=False)
+        return self._held[r]
+
+
+def _through(arr: np.ndarray, geometry: Geometry):
+    try:
+        return imaging.apply_geometry(arr, geometry)
+    except BadImage as exc:
+        return exc
+
+
+class ShiftedImages:
+    """A picklable, list-like view: item r is {"image": {"bytes": ...}} for example r, shifted on access.
+
+    `source_images` is what the evaluation loader looks for: configs sharing it are walked image-major."""
+
+    def __init__(self, spec, source_images: SourceImages, seed: int):
+        self.spec, self.source_images, self.seed = spec, source_images, seed
+
+    def __len__(self) -> int:
+        return len(self.source_images)
+
+    def __getitem__(self, r: int) -> dict:
+        example, _ = self.source_images.examples[r]
+        shaped = self.source_images.shaped(r, self.spec.geometry).copy()  # a shift may work in place
+        out = apply_shift(self.spec, shaped, self.seed, example.image_id)
+        data = imaging.encode(np.ascontiguousarray(out), self.spec.encoding)
+        return {"image": {"bytes": data, "path": None}}
 
 
 def open_on_the_fly(source: Source | str, configs, *, seed: int = 0, limit: int | None = None,
@@ -39,7 +97,7 @@ def open_on_the_fly(source: Source | str, configs, *, seed: int = 0, limit: int 
         raise DataError(f"{', '.join(unsupported)} cannot run on the fly (GPU models or object masks): "
                         "generate them with `shift-hub generate` and evaluate the folder")
     try:
-        _preflight(specs)  # pattern files and the like, checked before any image is read
+        preflight(specs)  # pattern files and the like, checked before any image is read
     except GenerationError as exc:
         raise DataError(str(exc)) from None
     usable = []
@@ -53,6 +111,7 @@ def open_on_the_fly(source: Source | str, configs, *, seed: int = 0, limit: int 
         raise DataError(f"{source.describe()}: no readable images")
     labels = [list(e.labels) for e, _ in usable]
     ids = [i for _, i in usable]
-    parts = [ConfigData(s.name, ShiftedImages(s, source, usable, seed), label_space or _registry_space(s.name, labels),
+    images = SourceImages(source, usable, [s.geometry for s in specs])  # one decode per image for every config
+    parts = [ConfigData(s.name, ShiftedImages(s, images, seed), label_space or _registry_space(s.name, labels),
                         labels, ids, [s.severity or 0] * len(usable)) for s in specs]
     return {"source": source.describe(), "kind": "on-the-fly", "seed": seed}, parts

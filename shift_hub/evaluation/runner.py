@@ -479,7 +479,7 @@ class _Images:
     def __init__(self, parts: list[ConfigData], preprocess):
         self.parts = [p.dataset for p in parts]
         self.preprocess = preprocess
-        self.index = [(c, r) for c, part in enumerate(parts) for r in range(len(part.dataset))]
+        self.index = loading_order(parts)
 
     def __len__(self):
         return len(self.index)
@@ -492,6 +492,16 @@ class _Images:
         except Exception as exc:  # truncated, garbage or unsupported bytes
             return None, i, _reason(exc)
         return self.preprocess(image), i, None
+
+
+def loading_order(parts: list[ConfigData]) -> list[tuple[int, int]]:
+    """(config, row) pairs in the order they are loaded: config by config, except configs shifted on the fly
+    from one source (datasets sharing a `source_images`), walked image by image so that consecutive items
+    share the image's decode. Rows are put back config by config at the end of `run`."""
+    shared = {id(getattr(p.dataset, "source_images", None)) for p in parts}
+    if len(parts) > 1 and len(shared) == 1 and getattr(parts[0].dataset, "source_images", None) is not None:
+        return [(c, r) for r in range(len(parts[0].dataset)) for c in range(len(parts))]
+    return [(c, r) for c, part in enumerate(parts) for r in range(len(part.dataset))]
 
 
 def _collate(items):
@@ -540,13 +550,12 @@ def _yield_to_forward(_worker_id: int) -> None:
 
 def make_loader(parts: list[ConfigData], preprocess, batch_size: int, num_workers: int, pin_memory: bool = False,
                 cpu_forward: bool = False, rank: int = 0, world: int = 1):
-    """Batches of `batch_size` in plan order; with `world` processes, this rank takes every world-th batch,
-    so each batch holds exactly the images it holds in a one-process run (same logits, same rows)."""
+    """Batches of `batch_size` in loading order (`_batches`); with `world` processes, this rank takes every
+    world-th batch, so each batch holds exactly the images it holds in a one-process run (same logits, same rows)."""
     import torch
 
     dataset = _Images(parts, preprocess)
-    starts = range(rank * batch_size, len(dataset), world * batch_size)
-    batches = [list(range(s, min(s + batch_size, len(dataset)))) for s in starts]
+    batches = _batches(dataset.index, batch_size)[rank::world]
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=batches, num_workers=num_workers, pin_memory=pin_memory,
         persistent_workers=False, prefetch_factor=4 if num_workers else None, collate_fn=_collate,
@@ -554,14 +563,27 @@ def make_loader(parts: list[ConfigData], preprocess, batch_size: int, num_worker
     )
 
 
+def _batches(index: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Positions of `index` in batches, in loading order, every image forwarded in a batch of the size it has
+    when loaded config by config (a model's numbers can change with the batch size): full batches, then the
+    short last batch holding exactly the items, in the order, of the config-by-config run."""
+    plan = sorted(range(len(index)), key=index.__getitem__)  # config by config
+    short = len(index) % batch_size
+    last = plan[len(plan) - short:] if short else []
+    held_back = set(last)
+    body = [p for p in range(len(index)) if p not in held_back]
+    return [body[s : s + batch_size] for s in range(0, len(body), batch_size)] + ([last] if last else [])
+
+
 def distributed_state():
     """accelerate's state under `accelerate launch`/torchrun with more than one process, else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    from ..generate import GenerationError, _distributed_state
+    from ..engines import distributed_state as accelerate_state
+    from ..jobs import GenerationError
 
     try:
-        return _distributed_state()
+        return accelerate_state()
     except GenerationError as exc:
         raise DataError(str(exc)) from None
 
@@ -624,14 +646,14 @@ def run(classifier, parts: list[ConfigData], *, batch_size: int = 32, num_worker
                 bar.update(len(positions) * world)
     if bar is not None:
         bar.close()
-    if state is not None:  # every rank gets every row, in plan order: the same list as one process makes
+    pairs = list(zip(positions_done, rows))
+    if state is not None:  # every rank gets every row: the same list as one process makes
         from accelerate.utils import gather_object
 
-        pairs = sorted(gather_object(list(zip(positions_done, rows))), key=lambda pair: pair[0])
-        rows = [row for _, row in pairs]
-        failures = sorted(gather_object(failures))
-    _note_failed(parts, index, sorted(failures), unreadable)
-    return rows
+        pairs, failures = gather_object(pairs), gather_object(failures)
+    in_plan = lambda item: index[item[0]]  # noqa: E731  (config, row): config by config, whatever the loading order
+    _note_failed(parts, index, sorted(failures, key=in_plan), unreadable)
+    return [row for _, row in sorted(pairs, key=in_plan)]
 
 
 def _note_failed(parts: list[ConfigData], index, failed: list, unreadable: dict | None) -> None:

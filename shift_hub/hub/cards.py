@@ -1,42 +1,31 @@
-"""Dataset cards rendered from `cards/` with huggingface_hub's DatasetCard, from what is on disk.
+"""Dataset cards rendered from `cards/` with huggingface_hub's DatasetCard: a rendering, never a store.
 
-The card is a function of one facts dict per config (read from the shard footers, the labels and the
-registry), so it is rebuilt, never patched: its `configs:` block lists every config present and its
-statistics are those of the files. The facts are stored in the card itself, in HTML comments, factored
-so that a value shared by every config is written once (`<!-- shift_hub:card ... -->`) and one shared
-within a shift once per shift (each shift's section, wrapped in `<!-- shift_hub:config ... -->`
-markers). `merge_cards` reads them back from a card on the Hub and rebuilds the whole card from local
-and remote facts together, so the citation, licence and deviation sections always cover every config.
-Long texts are not stored twice: a config names its papers by BibTeX key (entries from the registry or
-the card's citation section) and its deviation by a hash of the text listed under Known deviations.
+A card is a function of its facts (`card_facts.CardFacts`: one facts dict per config, read from the shard
+footers, the labels and the registry, plus what an earlier card carried), so it is rebuilt, never patched:
+its `configs:` block lists every config present and its statistics are those of the files. `write_card`
+and `push` write the facts beside the card as shift_hub.json; nothing reads README.md back (a card written
+before shift_hub.json existed is read once, by hub/legacy_card.py). A value every config shares is said
+once, one shared within a shift once per shift; each paper is cited once, each deviation listed once.
 """
 from __future__ import annotations
 
-import hashlib
+import html
 import io
 import json
-import re
-from collections import Counter
 from importlib.resources import files
 from pathlib import Path
 
 from .. import folder
-from ..folder import SPLIT, ids_sha256  # noqa: F401  (ids_sha256 re-exported)
+from ..folder import SPLIT
 from ..registry import REGISTRY
+from . import card_facts
+from .card_facts import EXAMPLES, CardFacts, complete, config_entry, source_kind
 
 THUMBNAIL_DIR = "thumbnails"  # OUT/thumbnails/<config>.jpg: outside every <config>/validation-*.parquet glob
 THUMBNAIL_COUNT, THUMBNAIL_TILE, THUMBNAIL_COLUMNS = 8, 128, 4
-EXAMPLES = 10  # skipped / converted images listed per config (the footers keep them all)
-DEFAULT_CONFIG = "clean"  # `load_dataset(repo)` without a config name loads this one
-_START = "<!-- shift_hub:config "
-_END = "<!-- /shift_hub:config -->"
-_CARD = "<!-- shift_hub:card "
-_DEVIATION = "<!-- shift_hub:deviation "
-_SECTION = re.compile(re.escape(_START) + r"(\{.*?\}) -->\n(.*?)\n" + re.escape(_END), re.S)
-_CARD_FACTS = re.compile(re.escape(_CARD) + r"(\{.*?\}) -->")
-_DEVIATION_ITEM = re.compile(r"^\d+\. (.*) " + re.escape(_DEVIATION) + r"([0-9a-f]{8}) -->$", re.M)
-_BIBTEX_BLOCK = re.compile(r"```bibtex\n(.*?)```", re.S)
-_BIB_ENTRY = re.compile(r"^@\w+\{([^,\s]+),", re.M)
+# what tells folder.is_shift_hub_card that a README.md is ours; it carries nothing to read back
+MARKER = (f"{folder.CARD_MARKER}rendered from {card_facts.FILENAME} beside this card; shift_hub rewrites this "
+          "file from that one -->")
 IMAGENET_TERMS = "https://image-net.org/download.php"
 
 
@@ -51,74 +40,17 @@ def template_path(name: str = "dataset_card.md") -> str:
         return str(Path(__file__).resolve().parents[2] / "cards" / name)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*\[\]|{}])")
+_MD_SPECIAL = {ord(c): "\\" + c for c in "\\`*[]|{}"}  # each markdown character that could start markup
 
 
 def md_escape(value) -> str:
     """User data (file names, reasons, parameter values) as inert one-line markdown: no headings, links,
     code spans or raw HTML can come out of it."""
-    import html
-
     text = " ".join(str(value).split())  # newlines and tabs cannot start a heading or a list
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
-
-
-def _one_line(text) -> str:
-    return " ".join(str(text).split())
-
-
-def text_id(text: str) -> str:
-    """A short content hash: how a config's facts name a long text stored once elsewhere in the card."""
-    return hashlib.sha256(_one_line(text).encode()).hexdigest()[:8]
-
-
-# --- papers ---------------------------------------------------------------------------------------
-
-def bibtex_entries(text: str) -> dict[str, str]:
-    """key -> entry for every BibTeX entry in `text` (a registry citation, or ```bibtex blocks of a card)."""
-    starts = list(_BIB_ENTRY.finditer(text))
-    return {m.group(1): text[m.start(): starts[i + 1].start() if i + 1 < len(starts) else len(text)].strip()
-            for i, m in enumerate(starts)}
-
-
-def card_bibtex(card_text: str) -> dict[str, str]:
-    """The BibTeX entries a card carries (so a merge keeps the papers of configs this version does not know)."""
-    found: dict[str, str] = {}
-    for block in _BIBTEX_BLOCK.findall(card_text):
-        for key, entry in bibtex_entries(block).items():
-            found.setdefault(key, entry)
-    return found
-
-
-def registry_bibtex() -> dict[str, str]:
-    """key -> entry over the whole registry; the first text of a key wins, so each paper is listed once."""
-    found: dict[str, str] = {}
-    for spec in REGISTRY.values():
-        for key, entry in bibtex_entries(spec.citation or "").items():
-            found.setdefault(key, entry)
-    return found
+    return html.escape(text, quote=False).translate(_MD_SPECIAL)
 
 
 # --- licences -------------------------------------------------------------------------------------
-
-# How the footer's source description (Source.describe()) starts, per kind of source.
-SOURCE_KINDS = (("samples", "samples"), ("devkit", "imagenet"), ("class folders", "folders"),
-                ("Hugging Face dataset", "hf"))
-_WEIGHTS_LICENCE = re.compile(r"\bCC BY(?:-(?:NC|SA|ND))* \d\.\d\b")
-
-
-def source_kind(description: str) -> str:
-    """'samples', 'imagenet' (ILSVRC-2012 devkit), 'folders', 'hf' or 'unknown', from a source's description."""
-    text = str(description)
-    return next((kind for prefix, kind in SOURCE_KINDS if text.startswith(prefix)), "unknown")
-
-
-def weights_licences(spec) -> list[str]:
-    """Hub licence ids of model weights a config was made with, as its registry entry states them."""
-    text = f"{spec.description} {spec.deviation or ''}"
-    return sorted({m.group(0).lower().replace(" ", "-")  # "CC BY-NC-SA 4.0" -> "cc-by-nc-sa-4.0"
-                   for m in _WEIGHTS_LICENCE.finditer(text)})
-
 
 def _samples_used(facts_list: list[dict]):
     from ..sources.samples import MANIFEST
@@ -180,65 +112,6 @@ def licence_terms(facts_list: list[dict]) -> tuple[dict, list[str]]:
     return data, lines
 
 
-# --- facts per config, from the shard footers -----------------------------------------------------
-
-def config_facts(out: Path, name: str, stats: dict) -> dict:
-    """Everything the card says about one config, from its footers, its shards and the registry."""
-    spec = REGISTRY.get(name)
-    enc = stats["encoding"]
-    text = f"{spec.deviation or ''} {spec.description}".lower() if spec else ""
-    kind = source_kind(stats["source"])
-    labels, photos = _read_columns(out / name, ids=kind == "samples")
-    skipped, converted = stats.get("skipped", []), stats.get("converted", [])
-    facts = {
-        "name": name, "family": spec.family if spec else "unknown",
-        "severity": spec.severity if spec else None,
-        "params": _params_text(stats.get("params", dict(spec.params) if spec else {})),
-        "geometry": spec.geometry.describe() if spec else "?",
-        "encoding": "PNG (lossless)" if enc["format"] == "PNG" else f"{enc['format']} quality {enc.get('quality')}",
-        "seed": stats["seed"], "version": stats["version"], "source": stats["source"],
-        "ids_sha256": ids_sha256(out / name), "shards": stats["shards"], "written": stats["written"],
-        "skipped": len(skipped), "converted": len(converted),
-        "skip_reasons": [list(r) for r in Counter(_reason_kind(s["reason"]) for s in skipped).most_common()],
-        "skipped_examples": [[s["image_id"], s["reason"]] for s in skipped[:EXAMPLES]],
-        "converted_examples": [[s["image_id"], s["note"]] for s in converted[:EXAMPLES]],
-        "classes": len(labels), "top": [[i, n] for i, n in labels.most_common(5)],
-        "cite": list(bibtex_entries(spec.citation or "")) if spec else [],
-        "deviation": _one_line(spec.deviation) if spec and spec.deviation else None,
-        "noncommercial": "non-commercial" in text,
-        "licenses": weights_licences(spec) if spec else [],
-        "thumbnail": 0,
-    }
-    if kind == "samples":
-        facts["photos"] = photos
-    return facts
-
-
-def _params_text(params: dict) -> str:
-    """The parameters the shards were made with (overrides included), as recorded in their footers."""
-    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "none"
-
-
-def _reason_kind(reason: str) -> str:
-    """Group skip reasons that differ only by image-specific details (sizes, ids) after a colon."""
-    return reason.split(":")[0].strip() or reason
-
-
-def _read_columns(config_dir: Path, ids: bool = False) -> tuple[Counter, list[str]]:
-    """Label counts (images without a label left out) and, when asked, the sorted image ids."""
-    import pyarrow.parquet as pq
-
-    counts: Counter = Counter()
-    found: set[str] = set()
-    for path in folder.shard_files(config_dir):
-        table = pq.read_table(path, columns=["label", "image_id"] if ids else ["label"])
-        counts.update(table.column("label").to_pylist())
-        if ids:
-            found.update(table.column("image_id").to_pylist())
-    counts.pop(-1, None)
-    return counts, sorted(found)
-
-
 # --- thumbnails -----------------------------------------------------------------------------------
 
 def write_thumbnail(out: Path, name: str) -> tuple[str, int] | None:
@@ -276,152 +149,13 @@ def write_thumbnail(out: Path, name: str) -> tuple[str, int] | None:
     return rel, len(tiles)
 
 
-# --- facts stored in the card, and read back ------------------------------------------------------
-
-_DEFAULTS = {"family": "?", "severity": None, "params": "?", "geometry": "?", "encoding": "?", "seed": "?",
-             "version": "?", "source": "?", "ids_sha256": "?", "shards": "?", "written": "?", "skipped": "?",
-             "converted": "?", "skip_reasons": [], "skipped_examples": [], "converted_examples": [],
-             "classes": "?", "top": [], "cite": [], "deviation": None, "noncommercial": False, "licenses": [],
-             "thumbnail": 0, "photos": None, "foreign": False}
-_FROM_NAME = ("severity", "params")  # left out of the stored facts when the config name says them
-
-
-def _complete(facts: dict) -> dict:
-    return {**_DEFAULTS, **facts}
-
-
-def _name_severity(name: str) -> int | None:
-    match = re.search(r"_(\d+)$", name)
-    return int(match.group(1)) if match else None
-
-
-def _name_params(severity) -> str:
-    return f"severity={severity}" if severity is not None else "none"
-
-
-def _stored(facts: dict) -> dict:
-    """Facts as written into the card: the deviation text by its hash (the text is listed once), severity
-    and parameters left out where the config name says them (gaussian_noise_3: severity=3)."""
-    out = {**facts, "deviation": text_id(facts["deviation"]) if facts.get("deviation") else None}
-    if out.get("severity") == _name_severity(out["name"]):
-        out.pop("severity")
-        if out.get("params") == _name_params(facts.get("severity")):
-            out.pop("params")
-    return out
-
-
-def _restored(stored: dict, deviations: dict[str, str]) -> dict:
-    facts = _complete(stored)
-    if "severity" not in stored:
-        facts["severity"] = _name_severity(stored["name"])
-        if "params" not in stored:
-            facts["params"] = _name_params(facts["severity"])
-    if facts["deviation"]:
-        facts["deviation"] = deviations.get(facts["deviation"], "(text not recorded in the card)")
-    return facts
-
-
-_INERT = {"--": "-\\u002d", "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "`": "\\u0060", "(": "\\u0028",
-          ")": "\\u0029"}  # none occurs in JSON syntax, only in strings, where \u escapes read back the same
-
-
-def _json(data) -> str:
-    """Facts as one line of JSON that cannot end its comment (no "--") nor carry live markup or links."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    for raw, escaped in _INERT.items():
-        text = text.replace(raw, escaped)
-    return text
-
-
-def _loads(text: str) -> dict:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
+# --- rendering ------------------------------------------------------------------------------------
 
 def _shared(items: list[dict], skip=()) -> dict:
     """The key/values every dict in `items` holds alike (keys in `skip` excepted)."""
     first, rest = items[0], items[1:]
     return {k: v for k, v in first.items() if k not in skip and all(k in o and o[k] == v for o in rest)}
 
-
-def _modes(stored: list[dict]) -> dict:
-    """Per key, the value most configs hold (when two or more do): written once, as the card's defaults."""
-    out = {}
-    for key in set.intersection(*(set(s) for s in stored)) - {"name", *_FROM_NAME}:
-        counts = Counter(_json(s[key]) for s in stored)
-        value, n = counts.most_common(1)[0]
-        if n >= 2:
-            out[key] = json.loads(value)
-    return out
-
-
-def _differing(stored: dict, *bases: dict) -> dict:
-    """The facts of `stored` not already given by `bases` (later bases win, as when reading back)."""
-    given: dict = {}
-    for base in bases:
-        given.update(base)
-    return {k: v for k, v in stored.items() if k == "name" or k not in given or given[k] != v}
-
-
-def parse_sections(text: str) -> dict[str, tuple[dict, str]]:
-    """name -> (complete facts, text of the section holding it) for every config a shift_hub card records,
-    whether written by this version (factored facts) or by an earlier one (one marked section per config)."""
-    card = _CARD_FACTS.search(text)
-    defaults = _loads(card.group(1)).get("defaults", {}) if card else {}
-    deviations = {text_id(t): _one_line(t) for t in (s.deviation for s in REGISTRY.values()) if t}
-    deviations.update(_card_deviations(text))
-    found = {}
-    for m in _SECTION.finditer(text):
-        data = _loads(m.group(1))  # a marker edited by hand into bad JSON: its configs count as without facts
-        if "configs" in data:
-            for own in data["configs"]:
-                own = {"name": own} if isinstance(own, str) else own
-                facts = _restored({**defaults, **data.get("common", {}), **own}, deviations)
-                found[facts["name"]] = (facts, m.group(0))
-        elif "name" in data:  # an earlier card: one section per config, with a table and its own BibTeX
-            found[data["name"]] = (_legacy_facts(data, m.group(2)), m.group(0))
-    return found
-
-
-def _leading_int(text: str | None):
-    """12 from '12' or '12 of 1000'; '?' when there is none."""
-    word = (text or "").split()[:1]
-    return int(word[0]) if word and word[0].isdigit() else "?"
-
-
-def _legacy_facts(data: dict, body: str) -> dict:
-    """The facts of a config section written before the facts were factored: its marker, its table rows
-    (`| parameters | severity=3 |`), its thumbnail and its BibTeX."""
-    import html
-
-    rows = {k: html.unescape(re.sub(r"\\(.)", r"\1", v))
-            for k, v in re.findall(r"^\| ([^|\n]+?) \| (.*) \|$", body, re.M)}
-    thumb = re.search(r"!\[[^\]]*: first (\d+) images\]\(" + THUMBNAIL_DIR + "/", body)
-    sev = rows.get("severity")
-    facts = {"severity": int(sev) if sev and sev.isdigit() else None, "params": rows.get("parameters", "?"),
-             "geometry": rows.get("geometry", "?"), "encoding": rows.get("encoding", "?"),
-             "shards": _leading_int(rows.get("shards")), "converted": _leading_int(rows.get("images converted")),
-             "classes": _leading_int(rows.get("classes present")), **data, "cite": list(card_bibtex(body)),
-             "thumbnail": int(thumb.group(1)) if thumb else 0}
-    return _complete(facts)
-
-
-def _card_deviations(text: str) -> dict[str, str]:
-    """id -> text of a card's Known deviations items; the id (a hash) tells where the text starts."""
-    found = {}
-    for m in _DEVIATION_ITEM.finditer(text):
-        line, wanted = m.group(1), m.group(2)
-        for start in [0, *(i + 2 for i in range(len(line)) if line.startswith(": ", i))]:
-            if text_id(line[start:]) == wanted:
-                found[wanted] = line[start:]
-                break
-    return found
-
-
-# --- rendering ------------------------------------------------------------------------------------
 
 def _shift_of(facts: dict) -> str:
     """The shift a config belongs to: its name without the severity suffix (gaussian_noise_3 -> gaussian_noise)."""
@@ -436,7 +170,25 @@ def _span(numbers: list[int]) -> str:
 
 
 def _sentences(text: str) -> list[str]:
-    return re.split(r"(?<=[.!?]) (?=[A-Z])", text)
+    """A registry description cut at each space between a sentence's end (.!?) and a capital letter."""
+    cuts = [i for i in range(1, len(text) - 1)
+            if text[i] == " " and text[i - 1] in ".!?" and "A" <= text[i + 1] <= "Z"]
+    return [text[a + 1:b] for a, b in zip([-1, *cuts], [*cuts, len(text)])]
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _severity_free(text: str, severity: int) -> str:
+    """`text` with each whole "severity N" (not "severity 10" for 1) written "severity {S}"."""
+    word, out, at = f"severity {severity}", [], 0
+    while (found := text.find(word, at)) >= 0:
+        end = found + len(word)
+        whole = (found == 0 or not _is_word(text[found - 1])) and (end == len(text) or not _is_word(text[end]))
+        out.append(text[at:found] + ("severity {S}" if whole else word))
+        at = end
+    return "".join(out) + text[at:]
 
 
 def _shared_tail(texts: list[str]) -> str:
@@ -459,7 +211,7 @@ def _description(group: list[dict]) -> str:
     if len(group) == 1:
         return specs[0].description
     sevs = [s.severity for s in specs]
-    general = {re.sub(rf"\bseverity {s}\b", "severity {S}", spec.description) for s, spec in zip(sevs, specs)}
+    general = {_severity_free(spec.description, s) for s, spec in zip(sevs, specs)}
     if len(general) == 1 and all(isinstance(s, int) for s in sevs):
         return general.pop().replace("severity {S}", f"severity {_span(sevs)}")
     return " ".join(f"`{spec.name}`: {spec.description}" for spec in specs)
@@ -479,14 +231,15 @@ def _fact_items(facts: dict, keys, context: dict) -> list[tuple[str, str]]:
         value = facts.get(key)
         if key not in keys or value in (None, [], "none", "?") or (key == "severity" and facts["name"].endswith(f"_{value}")):
             continue
-        if key == "params" and value == _name_params(facts.get("severity")):
+        if key == "params" and value == (f"severity={facts['severity']}" if facts.get("severity") is not None
+                                         else "none"):
             continue
         items.append((label, _fact_value(key, value, context)))
     return items
 
 
 def _fact_value(key: str, value, context: dict) -> str:
-    if key == "ids_sha256" and isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
+    if key == "ids_sha256" and isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef"):
         return f"`{value}`"
     if key == "top":
         from .. import classes
@@ -522,14 +275,10 @@ def _level(group: list[dict], outer: dict, context: dict) -> tuple[dict, dict]:
     return mine, {"items": _fact_items(group[0], mine, context), "lists": _lists(group[0], mine)}
 
 
-def _render_shift(group: list[dict], shown: dict, defaults: dict, context: dict, tail: str = "") -> str:
-    """One shift's section, in markers carrying its configs' facts beyond the card's defaults."""
+def _render_shift(group: list[dict], shown: dict, context: dict, tail: str = "") -> str:
+    """One shift's section: what its configs share beyond `shown`, then each config's own facts."""
     from jinja2 import Environment
 
-    stored = [_stored(f) for f in group]
-    common = {k: v for k, v in _shared(stored, {"name", *_FROM_NAME}).items()
-              if k not in defaults or defaults[k] != v}
-    own = [_differing(s, defaults, common) for s in stored]
     mine, display = _level(group, shown, context)
     configs = []
     for facts in group:
@@ -548,8 +297,7 @@ def _render_shift(group: list[dict], shown: dict, defaults: dict, context: dict,
         configs=configs, detailed=len(group) > 1 and any(c["items"] or c["lists"] for c in configs),
         span=_config_span(group), **display,
     ).strip()
-    marker = {"common": common, "configs": [o if len(o) > 1 else o["name"] for o in own]}
-    return f"{_START}{_json(marker)} -->\n{body}\n{_END}"
+    return body
 
 
 def _config_span(group: list[dict]) -> str | None:
@@ -560,48 +308,28 @@ def _config_span(group: list[dict]) -> str | None:
     return None
 
 
-def config_entry(name: str) -> dict:
-    return {"config_name": name, "data_files": [{"split": SPLIT, "path": f"{name}/{SPLIT}-*.parquet"}]}
+def compose_card(configs: list[tuple[dict, dict]], repo_hint: str, incomplete: list[tuple[str, str]] = ()):
+    """The card for a list of (facts, `configs:` entry), in that order."""
+    return render(card_facts.from_configs(configs, incomplete=incomplete), repo_hint)
 
 
-def _with_default(entries: list[dict]) -> list[dict]:
-    """Exactly one default config: the first already marked (a remote card's choice), else `clean`."""
-    marked = [e for e in entries if e.get("default")]
-    keep = marked[0]["config_name"] if marked else DEFAULT_CONFIG
-    out = []
-    for e in entries:
-        rest = {k: v for k, v in e.items() if k not in ("config_name", "default")}
-        out.append({"config_name": e["config_name"], **({"default": True} if e["config_name"] == keep else {}),
-                    **rest})
-    return out
-
-
-_OURS = ("license", "license_name", "license_link", "configs")  # metadata the card always sets itself
-
-
-def compose_card(configs: list[tuple[dict, dict]], repo_hint: str, base_data: dict | None = None,
-                 notes: str | None = None, bibtex: dict[str, str] | None = None,
-                 incomplete: list[tuple[str, str]] = ()):
-    """The card for a list of (facts, `configs:` entry), in that order; `bibtex` adds entries for papers
-    the registry does not hold (from a remote card)."""
+def render(facts: CardFacts, repo_hint: str):
+    """The card (a huggingface_hub DatasetCard) rendered from `facts` alone: nothing is read from another card."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    if not configs:
+    if not facts.entries:
         raise CardError("a card needs at least one config")
-    facts_list = [_complete(f) for f, _ in configs]
-    for f in facts_list:  # one line each: a deviation is a list item, found again by its hash
-        f["deviation"] = _one_line(f["deviation"]) if f["deviation"] else None
+    entries = card_facts.with_default(facts.entries)
+    facts_list = [complete(facts.facts[e["config_name"]]) for e in entries]
     licence_data, licence_lines = licence_terms(facts_list)
-    base = base_data or {}
+    base = facts.metadata
     ours = {**licence_data, "task_categories": ["image-classification"],
             "pretty_name": "shift_hub ImageNet distribution shifts",
             "size_categories": [size_category(sum(f["written"] for f in facts_list if isinstance(f["written"], int)))],
-            "tags": sorted(set(base.get("tags") or []) | {"distribution-shift", "robustness", "imagenet",
-                                                          folder.CARD_TAG})}
-    data = {**ours, **{k: v for k, v in base.items() if k not in ours and k not in _OURS},  # a remote card's extras
-            "configs": _with_default([entry for _, entry in configs])}
+            "tags": sorted(set(base.get("tags") or []) | set(card_facts.OWN_TAGS))}
+    extras = {k: v for k, v in base.items() if k not in ours and k not in card_facts.OWN_METADATA}
+    data = {**ours, **extras, "configs": entries}  # extras: what an earlier card set that shift_hub does not
     context = {"deviations": list(dict.fromkeys(f["deviation"] for f in facts_list if f["deviation"]))}
-    defaults = _modes([_stored(f) for f in facts_list])
     shown, common = _level(facts_list, {}, context) if len(facts_list) > 1 else ({}, {"items": [], "lists": []})
     families: dict[str, dict[str, list[dict]]] = {}
     for f in facts_list:
@@ -615,25 +343,30 @@ def compose_card(configs: list[tuple[dict, dict]], repo_hint: str, base_data: di
         mine, display = _level(members, shown, context) if len(shifts) > 1 else ({}, {"items": [], "lists": []})
         tail = _shared_tail([_description(g) for g in shifts.values()])
         rendered.append({"name": md_escape(family), "tail": tail, **display, "sections": [
-            _render_shift(g, {**shown, **mine}, defaults, context, tail) for g in shifts.values()]})
-    papers = {**(bibtex or {}), **registry_bibtex()}
+            _render_shift(g, {**shown, **mine}, context, tail) for g in shifts.values()]})
     keys = list(dict.fromkeys(k for f in facts_list for k in f["cite"]))
     names = [f["name"] for f in facts_list]
     return DatasetCard.from_template(
-        DatasetCardData(**data), template_path=template_path(), repo_hint=json.dumps(_one_line(repo_hint)),
-        default=next((e["config_name"] for e in data["configs"] if e.get("default")), None),
+        DatasetCardData(**data), template_path=template_path(), repo_hint=json.dumps(card_facts.one_line(repo_hint)),
+        default=next((e["config_name"] for e in entries if e.get("default")), None),
         example=names[-1], count=len(names),
         sources="; ".join(md_escape(v) for v in sorted({str(f["source"]) for f in facts_list})),
         versions=", ".join(md_escape(v) for v in sorted({str(f["version"]) for f in facts_list})),
-        common_items=common["items"], common_lists=common["lists"],
-        card_marker=f"{_CARD}{_json({'defaults': defaults})} -->",
+        common_items=common["items"], common_lists=common["lists"], marker=MARKER,
         licence=licence_lines,
-        deviations=[(_deviation_names(facts_list, d), d, f"{_DEVIATION}{text_id(d)} -->")
-                    for d in context["deviations"]],
-        bibtex="\n".join(papers.get(k, f"% {k}: BibTeX not available") for k in keys),
-        families=rendered, notes=notes,
-        incomplete=[(md_escape(n), md_escape(w)) for n, w in incomplete],
+        deviations=[(_deviation_names(facts_list, d), d) for d in context["deviations"]],
+        bibtex="\n".join(facts.bibtex.get(k, f"% {k}: BibTeX not available") for k in keys),
+        families=rendered, notes=facts.notes,
+        incomplete=[(md_escape(n), md_escape(w)) for n, w in facts.incomplete],
     )
+
+
+def render_files(facts: CardFacts, repo_hint: str) -> tuple[CardFacts, dict[str, str]]:
+    """(the facts, recording their README) and the text of README.md and shift_hub.json, README checked."""
+    readme = str(render(facts, repo_hint))
+    validate_card(readme)
+    facts = facts.rendered(readme)
+    return facts, {"README.md": readme, card_facts.FILENAME: facts.to_json()}
 
 
 def _deviation_names(facts_list: list[dict], text: str) -> str:
@@ -654,8 +387,11 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "n>1T")
 
 
-def local_configs(out: str | Path, names: list[str] | None = None, thumbnails: bool = True):
-    """(facts, `configs:` entry) for the configs generated in `out` (all, or `names`), writing thumbnails."""
+def local_facts(out: str | Path, names: list[str] | None = None, thumbnails: bool = True) -> CardFacts:
+    """The card facts of the configs generated in `out` (`names`, or every complete one), writing thumbnails.
+
+    Of the whole folder, a config whose planned shard set is not complete (a run still writing it, or one
+    that was killed) is left out of `configs:`, so it cannot be loaded as if complete, and named as such."""
     out = Path(out)
     stats = folder.summary(out)
     if not stats:
@@ -664,18 +400,23 @@ def local_configs(out: str | Path, names: list[str] | None = None, thumbnails: b
     if missing:
         raise FileNotFoundError(f"{out}: no generated files for config(s) {', '.join(missing)}; "
                                 f"present: {', '.join(stats)}")
+    incomplete = [] if names else incomplete_configs(out)
     order = {name: i for i, name in enumerate(REGISTRY)}  # the registry's order: clean first
+    chosen = names or sorted((n for n in stats if n not in dict(incomplete)),
+                             key=lambda n: (order.get(n, len(order)), n))
+    if not chosen:
+        raise CardError(f"{out}: no complete config to list ({'; '.join(f'{n}: {w}' for n, w in incomplete)}); "
+                        "rerun the same `shift-hub generate` to finish them")
     found = []
-    chosen = names or sorted(stats, key=lambda n: (order.get(n, len(order)), n))
     for name in _card_progress(chosen, thumbnails):
-        facts = config_facts(out, name, stats[name])
+        facts = card_facts.config_facts(out, name, stats[name])
         thumb = write_thumbnail(out, name) if thumbnails else None
         if thumb is None and (out / THUMBNAIL_DIR / f"{name}.jpg").exists():
             thumb = (f"{THUMBNAIL_DIR}/{name}.jpg", THUMBNAIL_COUNT)
         if thumb:
             facts["thumbnail"] = thumb[1]
         found.append((facts, config_entry(name)))
-    return found
+    return card_facts.from_configs(found, incomplete=incomplete)
 
 
 def _card_progress(names: list[str], thumbnails: bool):
@@ -689,25 +430,6 @@ def _card_progress(names: list[str], thumbnails: bool):
                 disable=quiet or len(names) < 10)
 
 
-def render_card(out: str | Path, repo_hint: str | None = None, configs: list[str] | None = None,
-                thumbnails: bool = True):
-    """The card of the configs generated in `out` (all, or `configs`), writing their thumbnails.
-
-    Of the whole folder, a config whose planned shard set is not complete (a run still writing it, or one
-    that was killed) is left out of `configs:`, so it cannot be loaded as if complete, and named as such."""
-    out = Path(out)
-    incomplete = []
-    if configs is None:
-        incomplete = incomplete_configs(out)
-        order = {name: i for i, name in enumerate(REGISTRY)}  # the registry's order: clean first
-        configs = sorted((n for n in folder.summary(out) if n not in dict(incomplete)),
-                         key=lambda n: (order.get(n, len(order)), n))
-        if not configs:
-            raise CardError(f"{out}: no complete config to list ({'; '.join(f'{n}: {w}' for n, w in incomplete)}); "
-                            "rerun the same `shift-hub generate` to finish them")
-    return compose_card(local_configs(out, configs, thumbnails), repo_hint or out.name, incomplete=incomplete)
-
-
 def incomplete_configs(out: Path) -> list[tuple[str, str]]:
     """(config, what is wrong, without local paths) for each config whose shard set is not one complete run."""
     found = []
@@ -716,46 +438,6 @@ def incomplete_configs(out: Path) -> list[tuple[str, str]]:
             what = folder.only_missing(check) or "shards of different runs or settings mixed"
             found.append((name, what))
     return found
-
-
-def merge_cards(local_text: str, remote_text: str | None, repo_hint: str):
-    """The remote card with the local configs added or replaced; other remote configs are kept as they are.
-
-    The `configs:` lists are merged by config name (remote order, new ones appended), each config keeps
-    its own facts, remote metadata the local card does not set (extra tags, languages...) survives, the
-    papers of remote configs stay cited, and prose of a remote card that shift_hub did not write is kept
-    under "Notes from the previous card".
-    """
-    from huggingface_hub import DatasetCard
-
-    local = DatasetCard(local_text)
-    local_facts = parse_sections(local_text)
-    local_entries = {c["config_name"]: c for c in local.data.to_dict().get("configs", [])}
-    if not remote_text:
-        remote_data, remote_entries, remote_facts, notes, bib = {}, {}, {}, None, {}
-    else:
-        remote = DatasetCard(remote_text)
-        remote_data = remote.data.to_dict()
-        remote_entries = {c["config_name"]: c for c in remote_data.get("configs") or [] if "config_name" in c}
-        remote_facts = parse_sections(remote_text)
-        notes = _previous_notes(remote.text) if remote_facts else (remote.text.strip() or None)
-        bib = card_bibtex(remote_text)
-    merged = []
-    for name in [*remote_entries, *(n for n in local_entries if n not in remote_entries)]:
-        if name in local_entries:
-            merged.append((local_facts[name][0], local_entries[name]))
-        elif name in remote_facts:
-            merged.append((remote_facts[name][0], remote_entries[name]))
-        else:  # a config the remote card lists without shift_hub facts: keep its entry
-            merged.append((_complete({"name": name, "foreign": True, "family": "listed by the previous card"}),
-                           remote_entries[name]))
-    return compose_card(merged, repo_hint, base_data=remote_data, notes=notes, bibtex=bib)
-
-
-def _previous_notes(text: str) -> str | None:
-    """The prose a shift_hub card carried over from a card shift_hub did not write, if any."""
-    match = re.search(r"^## Notes from the previous card\n(.*)\Z", text, re.S | re.M)
-    return match.group(1).strip() or None if match else None
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -797,18 +479,28 @@ def validate_card(text: str):
 
 
 def write_card(out: str | Path, repo_hint: str | None = None, replace_foreign: bool = False) -> Path:
-    """Write OUT/README.md; a README.md shift_hub did not write is only replaced when `replace_foreign`."""
-    path = Path(out) / "README.md"
+    """Write OUT/README.md and, beside it, OUT/shift_hub.json, the facts it is rendered from; a README.md
+    or shift_hub.json shift_hub did not write is only replaced when `replace_foreign`."""
+    out = Path(out)
+    path = out / "README.md"
     with folder.card_lock(out):
         if path.exists() and not replace_foreign and not folder.is_shift_hub_card(path):
             raise CardError(f"{path} is not a shift_hub dataset card: move it away, or pass --overwrite to "
                             "replace it")
-        card = render_card(out, repo_hint)
-        validate_card(str(card))
-        tmp = folder.temp_path(path)
-        try:
-            tmp.write_text(str(card), encoding="utf-8")
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        facts_path = out / card_facts.FILENAME
+        if facts_path.exists() and not replace_foreign and not card_facts.is_facts_file(facts_path):
+            raise CardError(f"{facts_path} is not a shift_hub facts file, and shift_hub writes the card's facts "
+                            "there: move it away, or pass --overwrite to replace it")
+        _, texts = render_files(local_facts(out), repo_hint or out.name)
+        for name in (card_facts.FILENAME, "README.md"):  # the card last: it is what says the folder is ours
+            _write_atomically(out / name, texts[name])
     return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = folder.temp_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

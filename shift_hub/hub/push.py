@@ -1,13 +1,15 @@
 """Publish generated configs to a Hub dataset repo with `create_repo` + `upload_folder`.
 
-Only the chosen configs' files (their shards and thumbnails), the card and `eval.yaml` are uploaded; stale
+Only the chosen configs' files (their shards and thumbnails), the card, its facts and `eval.yaml` are uploaded; stale
 shards of those configs (files of shift_hub's shard naming this push does not write) are deleted, other files
 in their folders are kept unless `overwrite`, and no other config's files are touched. Everything is checked and
 prepared (the folder, the images the thumbnails are made of, the card, the remote state and so every deletion)
-before anything is created on the Hub; the plan lists each deletion and each file kept. The card is the remote card
-merged with the local one config by config, so pushing `clean` to a repo that holds `clean_full` keeps both;
-`eval.yaml` (the Hub Benchmark definition, hub/eval_yaml.py) is rebuilt for every config the merged card lists
-and merged with the remote one by task id. The token comes from `HF_TOKEN` or the login cache
+before anything is created on the Hub; the plan lists each deletion and each file kept. The card's facts are the
+repo's shift_hub.json merged with the local facts config by config (hub/card_facts.py), so pushing `clean` to a
+repo that holds `clean_full` keeps both, and README.md is rendered from the merged facts, never read back (a repo
+whose card predates shift_hub.json has it read once, by hub/legacy_card.py); `eval.yaml` (the Hub Benchmark
+definition, hub/eval_yaml.py) is rebuilt for every config the merged card lists and merged with the remote one by
+task id. The token comes from `HF_TOKEN` or the login cache
 (`huggingface_hub.get_token`) and is never printed.
 """
 from __future__ import annotations
@@ -22,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import __version__, folder
+from .. import folder
+from .._version import __version__
 from ..folder import SPLIT
-from . import cards, eval_yaml
+from . import card_facts, cards, eval_yaml, legacy_card
+from .card_facts import CardFacts
 
 REPO_TYPE = "dataset"
 
@@ -47,10 +51,18 @@ class PushPlan:
     kept: list[str] = field(default_factory=list)  # files in the pushed configs' folders shift_hub did not write
     remote_known: bool = True  # False when the Hub was not read (then deletions are unknown)
     remote_sha: str | None = None  # the commit the plan was made from: a push that lands on it changed nothing
+    facts: str = ""  # shift_hub.json, the facts the card is rendered from, written beside it
+    remarks: list[str] = field(default_factory=list)  # how the remote card was read, when not from its facts
+
+    @property
+    def card_configs(self) -> list[str]:
+        """The configs the merged card lists, from the facts it is rendered from."""
+        return CardFacts.from_json(self.facts).names if self.facts else []
 
     @property
     def total_bytes(self) -> int:
-        return sum(size for _, _, size in self.files) + len(self.card.encode()) + len(self.eval_yaml.encode())
+        return (sum(size for _, _, size in self.files) + len(self.card.encode()) + len(self.facts.encode())
+                + len(self.eval_yaml.encode()))
 
     def describe(self) -> str:
         lines = [f"push {len(self.configs)} config(s) to {self.repo_id}"
@@ -65,7 +77,10 @@ class PushPlan:
                 lines.append(f"  {where}/validation-*.parquet  {len(items)} files  "
                              f"{_size(sum(size for _, size in items))}")
         lines.append(f"  README.md  {_size(len(self.card.encode()))}  (card: configs "
-                     + ", ".join(cards_configs(self.card)) + ")")
+                     + ", ".join(self.card_configs) + ")")
+        if self.facts:
+            lines.append(f"  {card_facts.FILENAME}  {_size(len(self.facts.encode()))}  (the facts README.md is "
+                         "rendered from)")
         if self.eval_yaml:
             tasks = [t["id"] for t in eval_yaml.parse(self.eval_yaml)["tasks"]]
             lines.append(f"  {eval_yaml.FILENAME}  {_size(len(self.eval_yaml.encode()))}  (benchmark tasks: "
@@ -80,7 +95,9 @@ class PushPlan:
         kept = [c for c in self.remote_configs if c not in self.configs]
         if kept:
             lines.append(f"kept on the Hub as they are: {', '.join(kept)}")
-        lines.append(f"total {_size(self.total_bytes)} in {len(self.files) + 1 + bool(self.eval_yaml)} files")
+        lines.extend(self.remarks)
+        lines.append(f"total {_size(self.total_bytes)} in "
+                     f"{len(self.files) + 1 + bool(self.facts) + bool(self.eval_yaml)} files")
         lines.append(f"dataset page: {self.url}")
         return "\n".join(lines)
 
@@ -92,12 +109,6 @@ def _size(n: float) -> str:
         n /= 1000
         if n < 1000 or unit == "GB":
             return f"{n:.1f} {unit}"
-
-
-def cards_configs(card_text: str) -> list[str]:
-    from huggingface_hub import DatasetCard
-
-    return [c["config_name"] for c in DatasetCard(card_text).data.to_dict().get("configs", [])]
 
 
 def config_files(out: Path, configs: list[str]) -> list[tuple[str, Path, int]]:
@@ -126,7 +137,7 @@ class Remote:
     sha: str | None = None  # the commit read
 
 
-ROOT_FILES = ["README.md", eval_yaml.FILENAME]
+ROOT_FILES = ["README.md", card_facts.FILENAME, eval_yaml.FILENAME]
 
 
 def remote_card(api, repo_id: str, revision: str | None, token) -> str | None:
@@ -277,20 +288,21 @@ def check_repo_id(repo_id: str) -> None:
 
 
 def prepare_local(out: str | Path, repo_id: str, configs: list[str] | None = None,
-                  thumbnails: bool = True) -> tuple[list[str], str]:
-    """(the configs to push, their local card): every local check, so none can fail after the repo exists."""
+                  thumbnails: bool = True) -> tuple[list[str], CardFacts]:
+    """(the configs to push, their card facts): every local check, so none can fail after the repo exists."""
     out = Path(out)
     check_repo_id(repo_id)
     chosen = chosen_configs(out, configs)
-    check_thumbnail_images(out, chosen)  # before the card, which decodes them for the thumbnails
-    return chosen, str(cards.render_card(out, repo_hint=repo_id, configs=chosen, thumbnails=thumbnails))
+    check_thumbnail_images(out, chosen)  # before the facts, which decode them for the thumbnails
+    return chosen, cards.local_facts(out, chosen, thumbnails=thumbnails)
 
 
 def plan(out: str | Path, repo_id: str, configs: list[str] | None = None, revision: str | None = None,
          api=None, token=None, remote: str | None | bool | Remote = True, thumbnails: bool = True,
          overwrite: bool = False) -> PushPlan:
-    """What a push would upload and delete: files, sizes and the merged card. `remote=True` reads the Hub;
-    a `Remote` is what was read; a string is the remote card alone; False or None skips reading the Hub."""
+    """What a push would upload and delete: files, sizes, the merged card and its facts. `remote=True` reads
+    the Hub; a `Remote` is what was read; a string is the remote README.md alone; False or None skips reading
+    the Hub."""
     from huggingface_hub import HfApi
 
     api = api or HfApi()
@@ -303,18 +315,49 @@ def plan(out: str | Path, repo_id: str, configs: list[str] | None = None, revisi
                     overwrite)
 
 
-def assemble(out: Path, repo_id: str, chosen: list[str], local: str, remote: Remote, revision: str | None,
+def assemble(out: Path, repo_id: str, chosen: list[str], local: CardFacts, remote: Remote, revision: str | None,
              url: str, overwrite: bool = False) -> PushPlan:
-    """The plan from the local card and the Hub's state: the merged card and eval.yaml, and what goes."""
-    remote_text = remote.texts.get("README.md")
-    card = cards.merge_cards(local, remote_text, repo_hint=repo_id)
-    cards.validate_card(str(card))
+    """The plan from the local facts and the Hub's state: the merged card, its facts and eval.yaml, and what goes."""
+    stored, remarks = remote_facts(remote.texts, repo_id, overwrite)
+    merged, texts = cards.render_files(card_facts.merge(local, stored), repo_hint=repo_id)
     files = config_files(out, chosen)
     deletions, kept = remote_changes(remote.files, chosen, {rel for rel, _, _ in files}, overwrite)
-    return PushPlan(repo_id, chosen, files, str(card), url, revision,
-                    cards_configs(remote_text) if remote_text else [],
-                    merged_eval_yaml(cards_configs(str(card)), remote.texts.get(eval_yaml.FILENAME), repo_id),
-                    deletions, kept, remote.known, remote.sha)
+    return PushPlan(repo_id, chosen, files, texts["README.md"], url, revision, stored.names if stored else [],
+                    merged_eval_yaml(merged.names, remote.texts.get(eval_yaml.FILENAME), repo_id),
+                    deletions, kept, remote.known, remote.sha, texts[card_facts.FILENAME], remarks)
+
+
+def remote_facts(texts: dict[str, str | None], repo_id: str,
+                 overwrite: bool = False) -> tuple[CardFacts | None, list[str]]:
+    """(the facts of the card on the Hub, remarks for the plan). They are its shift_hub.json, completed by what
+    a README.md not rendered from it adds (edited on the Hub, or pushed by an older shift_hub); a card without
+    shift_hub.json beside it is read once (hub/legacy_card.py). None for a repo without a card."""
+    readme, stored = texts.get("README.md"), texts.get(card_facts.FILENAME)
+    if stored is not None:
+        try:
+            facts = CardFacts.from_json(stored, where=f"{card_facts.FILENAME} on the Hub at {repo_id}")
+        except card_facts.FactsError as exc:
+            if not overwrite:
+                raise PushError(f"{exc}: fix or delete it on the Hub, or pass --overwrite to replace it (the card's "
+                                "facts are then read from README.md); nothing was uploaded") from None
+        else:
+            if readme is None or facts.renders(readme):
+                return facts, []
+            edited = f"README.md on the Hub was edited since shift_hub rendered it from {card_facts.FILENAME}"
+            try:
+                return card_facts.completed_by(facts, legacy_card.read(readme)), [
+                    f"{edited}: it is rendered again from the facts (configs and metadata the edit added are kept)"]
+            except legacy_card.UnreadableCard as exc:
+                return facts, [f"{edited}, and {exc}: it is rendered again from the facts alone"]
+    if readme is None:
+        return None, []
+    try:
+        facts = legacy_card.read(readme)
+    except legacy_card.UnreadableCard as exc:
+        raise PushError(f"README.md on the Hub at {repo_id} has no {card_facts.FILENAME} beside it, and {exc}: fix "
+                        "its YAML block on the Hub; nothing was uploaded") from None
+    return facts, [f"README.md on the Hub has no {card_facts.FILENAME} beside it: read once ({len(facts.names)} "
+                   f"config(s)); {card_facts.FILENAME} is added and used from now on"]
 
 
 def merged_eval_yaml(configs: list[str], remote_text: str | None, repo_id: str) -> str:
@@ -436,13 +479,13 @@ def xet_uploads() -> bool:
 
 
 def _upload(api, the_plan: PushPlan):
-    """Stage links to the chosen files plus the merged card and eval.yaml, then `upload_folder`.
+    """Stage links to the chosen files plus the merged card, its facts and eval.yaml, then `upload_folder`.
 
-    Without hf_xet, `upload_folder` makes one commit: files, card, eval.yaml and the plan's deletions land
-    together or not at all. With hf_xet it may split a large folder into several commits (by file count and
-    every 5 minutes); then the data goes first and the card and eval.yaml, with the plan's deletions, in a
-    last commit of their own, so neither names a config before all of its files are on the Hub. Exactly the
-    files the plan lists are deleted, never a folder's whole content.
+    Without hf_xet, `upload_folder` makes one commit: files, card, facts, eval.yaml and the plan's deletions
+    land together or not at all. With hf_xet it may split a large folder into several commits (by file count
+    and every 5 minutes); then the data goes first and the card, its facts and eval.yaml, with the plan's
+    deletions, in a last commit of their own, so none names a config before all of its files are on the Hub.
+    Exactly the files the plan lists are deleted, never a folder's whole content.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
@@ -450,26 +493,26 @@ def _upload(api, the_plan: PushPlan):
     patterns = [f"{c}/*" for c in the_plan.configs] + [f"{cards.THUMBNAIL_DIR}/{c}.jpg" for c in the_plan.configs]
     exact = [glob.escape(p) for p in the_plan.deletions]  # patterns that each match one path, the listed one
     together = not xet_uploads()
+    root = {"README.md": the_plan.card, card_facts.FILENAME: the_plan.facts, eval_yaml.FILENAME: the_plan.eval_yaml}
+    root = {name: text for name, text in root.items() if text}
     with tempfile.TemporaryDirectory(prefix="shift_hub_push_") as tmp:
         stage = Path(tmp)
         for rel, src, _ in the_plan.files:
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             os.symlink(src.resolve(), stage / rel)
         if together:
-            (stage / "README.md").write_text(the_plan.card, encoding="utf-8")
-            if the_plan.eval_yaml:
-                (stage / eval_yaml.FILENAME).write_text(the_plan.eval_yaml, encoding="utf-8")
+            for name, text in root.items():
+                (stage / name).write_text(text, encoding="utf-8")
         commit = api.upload_folder(
             repo_id=the_plan.repo_id, repo_type=REPO_TYPE, folder_path=stage, revision=the_plan.revision,
-            allow_patterns=patterns + ["README.md", eval_yaml.FILENAME],
+            allow_patterns=patterns + list(root),
             delete_patterns=(exact or None) if together else None, commit_message=message,
         )
     if together:
         return commit
-    benchmark = [CommitOperationAdd(eval_yaml.FILENAME, the_plan.eval_yaml.encode())] if the_plan.eval_yaml else []
     return api.create_commit(
         repo_id=the_plan.repo_id, repo_type=REPO_TYPE, revision=the_plan.revision,
-        operations=[CommitOperationAdd("README.md", the_plan.card.encode()), *benchmark,
+        operations=[*(CommitOperationAdd(name, text.encode()) for name, text in root.items()),
                     *(CommitOperationDelete(p) for p in the_plan.deletions)],
         commit_message=message + " (card)",
     )
