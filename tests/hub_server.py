@@ -54,6 +54,20 @@ PREFIXES = {"dataset": "datasets/", "space": "spaces/", "model": ""}
 LFS_SUFFIXES = (".parquet", ".arrow", ".jpg", ".jpeg", ".png", ".bin", ".safetensors", ".zip", ".gz")
 
 
+def client_env(endpoint: str, token: str, home, xet_off: bool = True, **extra) -> dict:
+    """A user's environment for a client run against this server: HF_ENDPOINT and a token, no proxy (the server is
+    127.0.0.1), no inherited HF_* settings; HF_HUB_DISABLE_XET=1 unless `xet_off` is False."""
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HF_", "HUGGINGFACE_")) and "proxy" not in k.lower()}
+    env.update(HF_ENDPOINT=endpoint, HF_TOKEN=token, HF_HOME=os.path.join(str(home), "hf_home"), HF_HUB_DISABLE_TELEMETRY="1",
+               HF_HUB_DISABLE_PROGRESS_BARS="1", **extra)
+    if xet_off:
+        env["HF_HUB_DISABLE_XET"] = "1"
+    return env
+
+
 def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from hub_server import HubServer
+from hub_server import HubServer, client_env
 from shift_hub import folder
 from shift_hub.generate import generate
 from shift_hub.hub import card_facts, cards, legacy_card, push
@@ -48,11 +47,7 @@ def hub():
 
 @pytest.fixture()
 def env(hub, tmp_path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HF_", "HUGGINGFACE_")) and "proxy" not in k.lower()}  # 127.0.0.1 directly
-    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=TOKEN, HF_HOME=str(tmp_path / "hf_home"),
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
-    return env
+    return client_env(hub.url, TOKEN, tmp_path)
 
 
 def cli(env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ Uploads use the LFS protocol (HF_HUB_DISABLE_XET=1): the server does not speak X
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from hub_server import HubServer
+from hub_server import HubServer, client_env
 from shift_hub.generate import generate
 from shift_hub.hub import card_facts, cards, legacy_card
 
@@ -46,12 +45,8 @@ def hub():
 
 @pytest.fixture()
 def env(hub, tmp_path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HF_", "HUGGINGFACE_")) and "proxy" not in k.lower()}  # 127.0.0.1 directly
-    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=TOKEN, HF_HOME=str(tmp_path / "hf_home"),
-               HF_DATASETS_CACHE=str(tmp_path / "datasets_cache"), HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_VERBOSITY="debug")
-    return env
+    return client_env(hub.url, TOKEN, tmp_path, HF_DATASETS_CACHE=str(tmp_path / "datasets_cache"),
+                      HF_HUB_VERBOSITY="debug")
 
 
 SPLIT_COMMITS = ("import sys; from shift_hub.hub import push; push.xet_uploads = lambda: True; "

@@ -8,7 +8,6 @@ import), as in tests/test_hub.py.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import signal
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO
-from hub_server import HubServer
+from hub_server import HubServer, client_env
 from shift_hub.generate import generate
 
 TOKEN = "hf_trustHUBtokenForTests0123456789"
@@ -44,13 +43,7 @@ def hub():
 
 def hub_env(endpoint: str, home: Path, xet_switch: bool = True) -> dict:
     """The user's environment: HF_ENDPOINT and a token; HF_HUB_DISABLE_XET=1 only when `xet_switch`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HF_", "HUGGINGFACE_")) and "proxy" not in k.lower()}  # 127.0.0.1 directly
-    env.update(HF_ENDPOINT=endpoint, HF_TOKEN=TOKEN, HF_HOME=str(home / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_PROGRESS_BARS="1")
-    if xet_switch:
-        env["HF_HUB_DISABLE_XET"] = "1"
-    return env
+    return client_env(endpoint, TOKEN, home, xet_off=xet_switch)
 
 
 @pytest.fixture()
