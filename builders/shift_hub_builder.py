@@ -36,7 +36,7 @@ class ShiftHub(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         spec = REGISTRY[self.config.name]
-        return datasets.DatasetInfo(description=spec.description, citation=spec.citation, features=engine.features())
+        return datasets.DatasetInfo(description=spec.description, citation=spec.citation, features=engine.features(spec))
 
     def _split_generators(self, dl_manager):
         return [datasets.SplitGenerator(name=engine.SPLIT)]

@@ -21,11 +21,12 @@ def evaluate_many(models, data="samples", configs=None, **options):
     return _evaluate_many(models, data, configs, **options)
 
 
-def leaderboard(paths, out, sort=None, plots=True):
-    """Rank results folders: markdown + CSV table and effective-robustness plots; returns (board, paths)."""
+def leaderboard(paths, out, sort=None, plots=True, bootstrap=1000, seed=0):
+    """Rank results folders: markdown + CSV table, leaderboard.html and effective-robustness plots, with 95 %
+    intervals and paired significance (`bootstrap` resamples, 0: none); returns (board, paths)."""
     from .evaluation.leaderboard import leaderboard as _leaderboard
 
-    return _leaderboard(paths, out, sort=sort, plots=plots)
+    return _leaderboard(paths, out, sort=sort, plots=plots, bootstrap=bootstrap, seed=seed)
 
 
 def push_results(results_dir, model_repo, create_pr=False, **options):

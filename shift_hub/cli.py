@@ -26,6 +26,7 @@ EXAMPLES = {
   shift-hub generate clean --source samples --out data/
   shift-hub generate imagenet_c --source devkit:/data/ILSVRC2012 --out data/ --num-proc 16
   shift-hub generate drawing --set kernel_size=6 --source folders:/photos --out data/
+  shift-hub generate clean imagenet_c --source devkit:/data/ILSVRC2012 --subset robustbench --out rb/
   shift-hub generate imagenet_c --source devkit:/shared/ILSVRC --out /shared/data --engine ray
   shift-hub generate imagenet_c --source devkit:/shared/ILSVRC --out /shared/data --shard 3/16
 A killed run resumes: run the same command again.""",
@@ -87,12 +88,24 @@ def _list(args) -> int:
     return 0
 
 
+SUBSET_HELP = ("only these images: robustbench (RobustBench's 5,000 ImageNet val images) or FILE, one id a line "
+               "(WNID/ILSVRC2012_val_XXXXXXXX.JPEG or the bare id; # comments); every listed image must be there")
 LIST_WIDTH = 100  # `shift-hub list` fits a 100-column terminal; the details are under --params
 
 
 def _short(text: str, width: int = 70) -> str:
     first = text.split(". ")[0].split(": ")[0]
     return first if len(first) <= width else first[: width - 1] + "…"
+
+
+def _at_least_zero(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value!r}")
+    return number
 
 
 def _positive(value: str) -> int:
@@ -135,11 +148,16 @@ def _generate(args) -> int:
     from .registry import expand, get, validate_overrides
 
     validate_overrides([get(n) for n in expand(args.configs)], _overrides(args))  # before any source is read
+    subset = None
+    if args.subset:
+        from .subsets import load
+
+        subset = load(args.subset)  # a bad id list, too
     reports = generate(args.configs, _open_source(args), args.out, num_proc=args.num_proc, seed=args.seed,
                        limit=args.limit, shard_size=args.shard_size, png=args.png, overwrite=args.overwrite,
                        classes_subset=args.classes, batch_size=args.batch_size, progress=not args.quiet,
                        masks=_mask_options(args), overrides=_overrides(args), engine=args.engine,
-                       ray_address=args.ray_address, shard=args.shard)
+                       ray_address=args.ray_address, shard=args.shard, subset=subset, per_class=args.per_class)
     if args.quiet:  # --quiet: warnings and errors only (they go through the logger, on stderr)
         return 0
     totals = summary(args.out)
@@ -234,7 +252,8 @@ def _leaderboard(args) -> int:
     from .evaluation.leaderboard import LeaderboardError, leaderboard
 
     try:
-        board, paths = leaderboard(args.results, args.out, sort=args.sort, plots=not args.no_plots)
+        board, paths = leaderboard(args.results, args.out, sort=args.sort, plots=not args.no_plots,
+                                   bootstrap=args.bootstrap, seed=args.seed)
     except LeaderboardError as exc:
         return _error(exc)
     print(board.markdown())
@@ -294,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of every random draw, with the config name and image id (default 0; recorded in the card)")
     p.add_argument("--limit", type=_positive, help="first M images of the source (sorted by image id)")
     p.add_argument("--classes", help="restrict to a class subset: ximagenet12, imagenet_r, imagenet_a")
+    p.add_argument("--subset", metavar="robustbench|FILE", help=SUBSET_HELP)
+    p.add_argument("--per-class", type=_positive, metavar="N",
+                   help="N images per ImageNet-9 class among those the backgrounds configs select (the published "
+                   "IN-9 has 450), drawn from --seed, for every config of the run")
     p.add_argument("--shard-size", type=_positive, default=1000,
                    help="images per parquet shard (default 1000); the unit of resume, locking and distribution")
     p.add_argument("--batch-size", type=_positive, default=16, help="images per batch for GPU shifts")
@@ -365,13 +388,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_push_results)
 
     p = sub.add_parser("leaderboard", epilog=EXAMPLES["leaderboard"],
-                       formatter_class=argparse.RawDescriptionHelpFormatter, help="rank results folders: table (markdown + CSV) and effective-robustness "
-                       "plots (shifted vs clean top-1, logit axes, linear fit across models)")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="rank results folders: table (markdown, CSV, leaderboard.html) with 95 %% intervals and "
+                            "paired significance, and effective-robustness plots (logit axes, linear fit)")
     p.add_argument("results", nargs="+", metavar="RESULTS",
                    help="results folders of `shift-hub evaluate` (or an OUT holding several)")
-    p.add_argument("--out", default="leaderboard", help="folder for leaderboard.md, leaderboard.csv and the plot")
+    p.add_argument("--out", default="leaderboard",
+                   help="folder for leaderboard.md, leaderboard.csv, leaderboard.html and the plot")
     p.add_argument("--sort", metavar="TASK_ID", help="column to rank by (default: mean shifted top-1)")
     p.add_argument("--no-plots", action="store_true", help="skip the effective-robustness plots")
+    p.add_argument("--bootstrap", type=_at_least_zero, default=1000, metavar="N",
+                   help="resamples over images (from each folder's predictions.jsonl) for every value's 95 %% "
+                        "interval and the paired comparison of every two models (default 1000; 0 = none)")
+    p.add_argument("--seed", type=_at_least_zero, default=0, help="seed of the resamples (default 0)")
     p.set_defaults(func=_leaderboard)
     return parser
 

@@ -28,6 +28,9 @@ COST_MS: dict[str, float] = {
     "contrast": 4.3, "elastic_transform": 10, "pixelate": 3, "jpeg_compression": 2.8, "speckle_noise": 4.8,
     "gaussian_blur": 5, "spatter": 6, "saturate": 6.4, "cartoon_classic": 440, "drawing": 90,
     "toon_handdrawn": 185, "toon_ius": 490, "cartoon": 60, "ai_bg": 5000, "rand_bg": 30,
+    "color_quant": 2.5, "iso_noise": 10, "low_light": 9.5, "watermark": 16,  # 3DCC 2-D, ImageNet-W (PNG)
+    "backgrounds": 18, "in9_mixed_same": 65, "in9_mixed_rand": 65, "in9_mixed_next": 65,  # ImageNet-9, 500 px photos
+    "caustic_refraction": 36, "inverse_sparkles": 5.4, "sparkles": 14, "perlin_noise": 12, "blue_noise_sample": 5.8, "plasma_noise": 12.5, "checkerboard_cutout": 4.3, "cocentric_sine_waves": 4.1, "single_frequency_greyscale": 3.5, "brownish_noise": 11.6,  # ImageNet-C-bar, shift_image at 224
 }
 FAMILY_COST_MS = {"clean": 2, "corruptions": 8, "drawing": 90, "toon": 300, "cartoon": 60, "ximagenet": 20}
 DEFAULT_COST_MS = 50.0
@@ -246,6 +249,8 @@ def _pool(groups, source, run_group, num_proc, update, wait) -> list[_Ran]:
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    _check_sendable(source, run_group, groups[0])
+
     with ProcessPoolExecutor(max_workers=num_proc, mp_context=get_context("spawn"), initializer=hygiene.pool_worker,
                              initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_group, group, source, None, wait) for group in groups]
@@ -257,6 +262,19 @@ def _pool(groups, source, run_group, num_proc, update, wait) -> list[_Ran]:
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # finished shards stay; a rerun resumes
             raise
+
+
+def _check_sendable(*items) -> None:
+    """What the workers receive must pickle: a failure inside the pool's feeder thread leaves the pool unable
+    to shut down (the run hangs at exit instead of failing), so it is tried here, with a message saying why."""
+    import pickle
+
+    for item in items:
+        try:
+            pickle.dumps(item)
+        except Exception as exc:  # PicklingError, AttributeError (a local class), TypeError (a lock, a file)
+            raise GenerationError(f"{type(item).__name__} cannot be sent to worker processes ({exc}): define it at "
+                                  "module level and keep no open files or locks in it, or use --num-proc 1") from None
 
 
 def _accelerate(groups, source, run_group, state, update, wait) -> list[_Ran]:

@@ -1,4 +1,4 @@
-"""Foreground masks for the background family (XImageNet-12), computed once per source image and cached.
+"""Foreground masks for the background families (XImageNet-12, ImageNet-9), computed once per source image and cached.
 
 A mask comes from, in this order of preference: a polygon annotation for the image (LabelMe, V7 Darwin
 or COCO JSON, or a mask PNG as XImageNet-12 ships), a transformers image-segmentation model, or the
@@ -838,8 +838,9 @@ class MaskContext:
     options: MaskOptions = MaskOptions()
     cache_dir: str | None = None
     source_name: str = ""
-    pool: tuple[Example, ...] = ()  # the planned images rand_bg draws its backgrounds from
+    pool: tuple[Example, ...] = ()  # the planned images rand_bg draws its backgrounds from (mixed_* its partners)
     annotations: str = ""  # annotations_digest of the planned images, set by for_spec (the fingerprint's)
+    select: str | None = None  # the config's ShiftSpec.select, set by for_spec: precompute masks only images it keeps
 
     def cache(self) -> MaskCache | None:
         return MaskCache(self.cache_dir, self.options, self.source_name) if self.cache_dir else None
@@ -891,6 +892,61 @@ def background_provider(source, context: MaskContext, geometry: Geometry, exampl
     return draw
 
 
+class Partners:
+    """The planned images a shift may combine with the one it makes (`example`; ImageNet-9's mixed_*): the shift
+    draws from `pool` with its own generator and reads each candidate with `usable`, which keeps it only where the
+    config would keep it (the same selection and mask checks), so a partner is itself an image of the config."""
+
+    def __init__(self, source, context: MaskContext, spec, example: Example):
+        self.source, self.context, self.spec = source, context, spec
+        self.example = example  # the image being made: never its own partner
+
+    @property
+    def pool(self) -> tuple[Example, ...]:
+        return self.context.pool
+
+    def usable(self, example: Example) -> np.ndarray | None:
+        """The candidate's decoded RGB image, or None when it is unreadable or the config would skip it."""
+        from .imaging import decode
+        from .sources.base import SourceError
+
+        try:
+            arr, _ = decode(self.source.read(example), example.image_id)
+            _checked_mask(self.spec, self.context, example, arr)
+        except (BadImage, SourceError):
+            return None
+        return arr
+
+
+def _load(target: str | None):
+    if not target:
+        return None
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _checked_mask(spec, context: MaskContext, example: Example, decoded: np.ndarray) -> np.ndarray:
+    """The image's mask through the config's geometry, after the config's own selection (ShiftSpec.select, before
+    and after the mask is made) and check_mask: MaskUnavailable / BadImage to skip it."""
+    select = _load(getattr(spec, "select", None))
+    if select is not None:
+        select(example, decoded, None)  # the rules that need no mask first: no GrabCut for an image they skip
+    mask = mask_for(example, decoded, context.options, context.cache())
+    shaped = check_mask(follow_geometry(mask, spec.geometry))
+    if select is not None:
+        select(example, decoded, mask)
+    return shaped
+
+
+def spec_options(spec, options: MaskOptions) -> MaskOptions:
+    """The run's mask options with the config's own GrabCut settings where it declares them (ImageNet-9 declares
+    the original's: full size, 5 iterations), so they are what its masks, cache and footer use."""
+    changes = {key: int(spec.params[key]) for key in ("grabcut_iterations", "grabcut_max_side") if key in spec.params}
+    return dataclasses.replace(options, **changes) if changes else options
+
+
 # --- engine hooks (called by planning, rows and generate) -------------------------------------------------------------
 
 def _accepts(spec, name: str) -> bool:
@@ -900,6 +956,11 @@ def _accepts(spec, name: str) -> bool:
     return fn is not None and name in inspect.signature(fn).parameters
 
 
+def _draws_from_pool(spec) -> bool:
+    """rand_bg's backgrounds and mixed_*'s partners come from the other planned images."""
+    return not spec.batched and (_accepts(spec, "background_provider") or _accepts(spec, "partners"))
+
+
 def fingerprint_extra(spec, context: MaskContext | None) -> str:
     """What besides the spec shapes a mask config's bytes: the mask method, and rand_bg's background pool."""
     if context is None:
@@ -907,7 +968,7 @@ def fingerprint_extra(spec, context: MaskContext | None) -> str:
     extra = context.options.key()
     if context.annotations:  # the annotations' content: an edited polygon or XML is another setting
         extra += "\nannotations:" + context.annotations
-    if not spec.batched and _accepts(spec, "background_provider"):
+    if _draws_from_pool(spec):
         extra += "\npool:" + context.pool_digest()
     return extra
 
@@ -919,21 +980,29 @@ def for_spec(spec, context: MaskContext | None) -> MaskContext | None:
         return None
     if context.pool and not context.annotations:
         context = dataclasses.replace(context, annotations=annotations_digest(context.options, context.pool))
-    if not spec.batched and _accepts(spec, "background_provider"):
+    options, select = spec_options(spec, context.options), getattr(spec, "select", None)
+    if options != context.options or select != context.select:
+        context = dataclasses.replace(context, options=options, select=select)
+    if _draws_from_pool(spec):
         return context
     return dataclasses.replace(context, pool=())
 
 
 def extra_inputs(spec, context: MaskContext | None, source, example: Example, decoded: np.ndarray) -> dict:
-    """Keyword inputs of a mask config for one decoded source image: `mask` (through the geometry), and
-    `background_provider` for the shifts that take one. Raises MaskUnavailable (a BadImage) to skip it, also
-    when the mask, as the shift would see it, fails `check_mask`."""
-    context = context or MaskContext(source_name=source.describe())
-    mask = mask_for(example, decoded, context.options, context.cache())
-    out = {"mask": check_mask(follow_geometry(mask, spec.geometry))}
-    if not spec.batched and _accepts(spec, "background_provider"):
+    """Keyword inputs of a mask config for one decoded source image: `mask` (through the geometry), the image's
+    `boxes` and `partners` for the shifts that take them, `background_provider` for those that take one. Raises
+    MaskUnavailable (a BadImage) to skip it, also when the mask, as the shift would see it, fails `check_mask`
+    or the config's selection (ShiftSpec.select) does not keep the image."""
+    context = context or MaskContext(spec_options(spec, MaskOptions()), source_name=source.describe())
+    out = {"mask": _checked_mask(spec, context, example, decoded)}
+    if _accepts(spec, "boxes"):
+        out["boxes"] = example.boxes
+    if _draws_from_pool(spec):
         pool_context = context if context.pool else MaskContext(context.options, None, context.source_name, (example,))
-        out["background_provider"] = background_provider(source, pool_context, spec.geometry, example)
+        if _accepts(spec, "partners"):
+            out["partners"] = Partners(source, pool_context, spec, example)
+        else:
+            out["background_provider"] = background_provider(source, pool_context, spec.geometry, example)
     return out
 
 
@@ -944,6 +1013,9 @@ def _precompute_one(args) -> None:
 
     try:
         arr, _ = decode(source.read(example), example.image_id)
+        select = _load(context.select)
+        if select is not None:
+            select(example, arr, None)  # an image the config skips before its mask needs none
         mask_for(example, arr, context.options, context.cache())
     except (BadImage, SourceError):
         pass  # the shard records why when it meets this image
@@ -1002,6 +1074,11 @@ def preflight(specs, examples: list[Example], options: MaskOptions, source_name:
     side = options.grabcut_max_side
     if side is not None and side != 0 and side < MIN_GRABCUT_SIDE:
         raise MaskUnavailable(f"--grabcut-max-side {side}: use 0 (full size) or at least {MIN_GRABCUT_SIDE} px")
+    for spec in specs:
+        own = spec.params.get("grabcut_max_side")
+        if own is not None and own != 0 and own < MIN_GRABCUT_SIDE:
+            raise MaskUnavailable(f"--set grabcut_max_side={own} for {spec.name}: use 0 (full size) or at least "
+                                  f"{MIN_GRABCUT_SIDE} px")
     names = [s.name for s in specs]
     require_masks(examples, options, names, source_name)
     if options.polygons:

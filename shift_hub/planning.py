@@ -23,12 +23,19 @@ from .registry import MASKS, Encoding, ShiftSpec
 from .sources import Example, Source, SourceError
 
 
-def plan_examples(source: Source, limit: int | None = None, classes_subset: str | None = None) -> list[Example]:
+def plan_examples(source: Source, limit: int | None = None, classes_subset: str | None = None,
+                  subset=None) -> list[Example]:
+    """The source's images sorted by id; `subset` (a `subsets.Subset`, `robustbench` or a FILE of ids) keeps
+    exactly its images, all of them or SubsetError; then the class subset, then the first `limit`."""
     examples = sorted(source.examples(), key=lambda e: e.image_id)
     ids = [e.image_id for e in examples]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise SourceError(f"{source.describe()}: image id {dup!r} occurs twice; ids must be unique")
+    if subset is not None:
+        from . import subsets
+
+        examples = subsets.select(examples, subsets.load(subset), source.describe())
     if classes_subset:
         from . import classes
 

@@ -76,6 +76,11 @@ class ShiftSpec:
     needs: frozenset = frozenset()
     group: str | None = None  # e.g. "imagenet_c": lets the CLI expand one name into many configs
     deviation: str | None = None  # how this differs from the published dataset, if it does
+    # The Hub licence id of something the images are made with that restricts them (e.g. "cc-by-nc-4.0"), and
+    # what it covers: the card's licence section says "made with <licence_of> released under <licence>".
+    # None: read a "CC BY-..." mention in the description (the weights of older entries).
+    licence: str | None = None
+    licence_of: str = "model weights"
     channels: int = 3  # 4 for RGBA outputs
     # GPU families: `fn(**params)` is a factory called once per worker, returning a callable
     # `(images: list[uint8 HxWx3], rngs: list[Generator]) -> list[uint8 array]` run on batches.
@@ -83,6 +88,13 @@ class ShiftSpec:
     # "module:function" called with the params before anything is written: raises OSError/ValueError
     # (a missing weights or pattern file) so a run fails at once, not after hours of other configs.
     preflight: str | None = None
+    # "module:function" (example, image, mask) -> None for configs that keep only some images (ImageNet-9's
+    # selection rules): called on the decoded source image with mask=None before any mask is made, then with the
+    # object mask; raises imaging.BadImage to skip the image with its reason.
+    select: str | None = None
+    # String columns this config's rows carry beyond the standard ones (e.g. ("partner_id",)); the shift then
+    # returns (image, {column: value}). Configs that declare none keep the standard schema, byte for byte.
+    extra_columns: tuple[str, ...] = ()
     # key -> Param: each parameter's declared type and domain (see shift_hub/params.py); every registry
     # parameter has one (tests/test_params.py), overrides are validated against it (validate_overrides).
     param_specs: Mapping = field(default_factory=dict)
@@ -538,18 +550,277 @@ def _ximagenet12() -> list[ShiftSpec]:
 _XIMAGENET12 = _ximagenet12()
 
 # ---- ImageNet-C-bar (issue 25) ------------------------------------------------------------------------
-_IMAGENET_C_BAR: list[ShiftSpec] = []
+# Functions: shift_hub/shifts/imagenet_c_bar.py. Fidelity: tests/test_imagenet_c_bar.py.
+# Speed: bench/bench_corruptions_bar.py.
+MINTUN_BIBTEX = """@inproceedings{mintun2021interaction,
+  title={On Interaction Between Augmentations and Corruptions in Natural Corruption Robustness},
+  author={Mintun, Eric and Kirillov, Alexander and Xie, Saining},
+  booktitle={Advances in Neural Information Processing Systems},
+  volume={34},
+  year={2021}
+}"""
+_CBAR_RANDOM = ("Random draws come from the per-image generator (seed, config, image id) instead of the original's "
+                "global np.random stream and the RandomState(seed) it seeded per image for the pattern's own numbers: "
+                "each draw keeps its role, order, shape and distribution (the seed draw itself has no counterpart), "
+                "so the pattern differs per image, its law does not (replaying the original's draws reproduces its "
+                "output, tested).")
+# name: (title, what it does, the five levels of imagenet_c_bar.csv, deviation from the published data)
+IMAGENET_C_BAR_CORRUPTIONS: dict[str, tuple[str, str, tuple[float, ...], str]] = {
+    "caustic_refraction": ("Caustic refraction", "the image refracted through, and lit by, a rippled-glass caustic "
+                           "pattern", (2.35, 3.2, 4.9, 6.6, 9.15),
+                           _CBAR_RANDOM + " The refraction vector is computed in closed form from the original's "
+                           "angles (it inverted a rotation matrix): the same vector to far below its 3-decimal "
+                           "rounding. The sample is taken in float64, as the original's code does under NumPy 2; "
+                           "under the NumPy 1.19 it ran with, interior pixels were sampled in float32 (with NumPy "
+                           "1.24's same casting, 5 values in 2.3 million one grey level apart)."),
+    "inverse_sparkles": ("Inverse sparkles", "white everywhere but a starburst-shaped hole around a random centre",
+                         (1.0, 2.0, 4.0, 9.0, 10.0), _CBAR_RANDOM),
+    "sparkles": ("Sparkles", "five white starbursts at random centres", (1.0, 2.0, 3.0, 5.0, 6.0), _CBAR_RANDOM),
+    "perlin_noise": ("Perlin noise", "Perlin turbulence blended over the image", (4.6, 5.2, 5.8, 7.6, 8.8),
+                     _CBAR_RANDOM + " Quirk kept: a lattice gradient drawn as (0, 0) normalises to NaN (about 1 "
+                     "image in 1,000) and the pixels that use it come out black, as NumPy's cast of NaN gave the "
+                     "original."),
+    "blue_noise_sample": ("Blue noise sample", "pixels kept where a blue-noise field exceeds a threshold, black "
+                          "elsewhere", (0.8, 1.6, 2.4, 4.0, 5.6), _CBAR_RANDOM),
+    "plasma_noise": ("Plasma noise", "an iterated domain-warp colour field blended over the image",
+                     (4.75, 7.0, 8.5, 9.25, 10.0), _CBAR_RANDOM),
+    "checkerboard_cutout": ("Checkerboard cutout", "cells of a rotated checkerboard greyed out at random",
+                            (2.0, 3.0, 4.0, 5.0, 6.0), _CBAR_RANDOM),
+    "cocentric_sine_waves": ("Cocentric sine waves", "concentric rings with a wobbling radius added to the image",
+                             (3.0, 5.0, 8.0, 9.0, 10.0), _CBAR_RANDOM),
+    "single_frequency_greyscale": ("Single-frequency greyscale", "a plane grey sine wave added to the image",
+                                   (1.0, 1.5, 2.0, 4.5, 5.0), _CBAR_RANDOM),
+    "brownish_noise": ("Brownish noise", "low-frequency Fourier noise added per channel", (1.0, 2.0, 3.0, 4.0, 5.0),
+                       _CBAR_RANDOM),
+}
+
+
+def _imagenet_c_bar() -> list[ShiftSpec]:
+    specs = []
+    for name, (title, what, levels, deviation) in IMAGENET_C_BAR_CORRUPTIONS.items():
+        for severity, level in enumerate(levels, start=1):
+            specs.append(ShiftSpec(
+                name=f"{name}_{severity}",
+                family="imagenet_c_bar",
+                fn=f"shift_hub.shifts.imagenet_c_bar:{name}",
+                description=f"ImageNet-C-bar {title}, severity {severity} of 5 (the 10 ImageNet-C-bar corruptions): "
+                f"{what}. Resize 256, centre crop 224, corrupt, JPEG quality 85, as make_imagenet_c_bar.py, with "
+                "corrupt.py's parameters at this severity's level in imagenet_c_bar.csv.",
+                citation=MINTUN_BIBTEX,
+                params={"level": Param(float, level, min=0, max=10, fixed=True,
+                                       help="the original's severity value for this config (imagenet_c_bar.csv, "
+                                       "0-10 scale)")},
+                severity=severity,
+                geometry=STANDARD,
+                encoding=IMAGENET_C_ENCODING,
+                group="imagenet_c_bar",
+                deviation=deviation,
+            ))
+    return specs
+
+
+_IMAGENET_C_BAR = _imagenet_c_bar()
 
 # ---- 3DCC's image-space corruptions (issue 25) --------------------------------------------------------
-_IMAGENET_3DCC_2D: list[ShiftSpec] = []
+# Functions and tables: shift_hub/shifts/corruptions_3dcc.py. Fidelity: tests/test_3dcc_watermark.py.
+KAR_3DCC_BIBTEX = """@inproceedings{kar20223dcc,
+  title={3D Common Corruptions and Data Augmentation},
+  author={Kar, O{\\u{g}}uzhan Fatih and Yeo, Teresa and Atanov, Andrei and Zamir, Amir},
+  booktitle={IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year={2022}
+}"""
+_3DCC_ENCODING = Encoding(quality=75)  # create_non3d.py saves under the source's name: PIL's JPEG default for .JPEG
+_3DCC_HOW = ("Resize 256, centre crop 224, corrupt, JPEG quality 75 (PIL's default, what the script's save under "
+             "ImageNet's .JPEG names writes). The 3DCC code is CC BY-NC 4.0: the data is for non-commercial use only.")
+# one text for the three shifts, so the card lists it once
+_3DCC_DEVIATION = ("iso_noise and low_light draw from the per-image generator (seed, config, image id) instead of the "
+                   "global np.random stream, in the script's order, shapes and laws (a Poisson count per value, then "
+                   "Gaussian noise): the pattern differs per image, its law does not (given the script's own draws "
+                   "the output is the script's bit for bit, tested). low_light maps a constant image, on which the "
+                   "script divides by zero and fails, to black before the noise. The published ImageNet-3DCC "
+                   "archives were not at hand to check their file format.")
+# name: (title, what it does)
+IMAGENET_3DCC_2D_CORRUPTIONS: dict[str, tuple[str, str]] = {
+    "color_quant": ("Color quantization", "each channel posterized to 6 - severity bits (5, 4, 3, 2, 1; PIL "
+                    "ImageOps.posterize), deterministic"),
+    "iso_noise": ("ISO noise", "Poisson photon noise at 25 photons per unit intensity (at every severity), then "
+                  "Gaussian electronic noise of std 0.7 x (0.08, 0.12, 0.18, 0.26, 0.38) on [0, 1], truncated to 8 bits"),
+    "low_light": ("Low light", "the image's [min, max] mapped to [0, c] with gamma 2 (imadjust), c = (0.6, 0.5, "
+                  "0.4, 0.3, 0.2), then fixed Poisson-Gaussian noise (120 photons per unit intensity, std 0.018, "
+                  "the script's third noise level at every severity), truncated to 8 bits"),
+}
+
+
+def _imagenet_3dcc_2d() -> list[ShiftSpec]:
+    specs = []
+    for name, (title, what) in IMAGENET_3DCC_2D_CORRUPTIONS.items():
+        for severity in range(1, 6):
+            specs.append(ShiftSpec(
+                name=f"{name}_{severity}",
+                family="corruptions_3dcc",
+                fn=f"shift_hub.shifts.corruptions_3dcc:{name}",
+                description=f"3DCC {title}, severity {severity} of 5 (an image-space corruption of 3D Common "
+                f"Corruptions, create_3dcc/create_non3d.py): {what}. " + _3DCC_HOW,
+                citation=KAR_3DCC_BIBTEX,
+                params={"severity": Param(int, severity, min=1, max=5, fixed=True, help="3DCC severity")},
+                severity=severity,
+                geometry=STANDARD,
+                encoding=_3DCC_ENCODING,
+                group="imagenet_3dcc_2d",
+                deviation=_3DCC_DEVIATION,
+                licence="cc-by-nc-4.0",
+                licence_of="3DCC's code (create_non3d.py)",
+            ))
+    return specs
+
+
+_IMAGENET_3DCC_2D = _imagenet_3dcc_2d()
 
 # ---- ImageNet-W (issue 25) ------------------------------------------------------------------------------
-_WATERMARK: list[ShiftSpec] = []
+# Function: shift_hub/shifts/watermark.py; the font comes with `pip install 'shift-hub[watermark]'`.
+WHAC_A_MOLE_BIBTEX = """@inproceedings{li2023whacamole,
+  title={A Whac-A-Mole Dilemma: Shortcuts Come in Multiples Where Mitigating One Amplifies Others},
+  author={Li, Zhiheng and Evtimov, Ivan and Gordo, Albert and Hazirbas, Caner and Hassner, Tal and Canton Ferrer, Cristian and Xu, Chenliang and Ibrahim, Mark},
+  booktitle={IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year={2023}
+}"""
+
+_WATERMARK = [
+    ShiftSpec(
+        name="watermark",
+        family="watermark",
+        fn="shift_hub.shifts.watermark:watermark",
+        description="ImageNet-W: the watermark text 捷径捷径捷径 drawn in white at opacity 0.5 (alpha 128), anchored at "
+        "(0.01 w, 0.4 h), in Source Han Serif SC ExtraLight at 36 px (imagenet-w's size for a 224 crop; 62 / 82 / "
+        "84 px for 384 / 512 / 518, else int(side / 6.22)) and alpha-composited over the 224 centre crop of the "
+        "256-resized image, as imagenet-w's AddWatermark; PNG, so the composited pixels are stored exactly. "
+        "Scored with the IN-W gap (top-1 on watermark minus clean) and the carton gap (ImageNet-W's: accuracy on "
+        "the images of class 478 carton, watermark minus clean). The font ships in the imagenet-w package: "
+        "pip install 'shift-hub[watermark]'. ImageNet-W is CC BY-NC 4.0: the generated data is for "
+        "non-commercial use only.",
+        citation=WHAC_A_MOLE_BIBTEX,
+        params=dict(
+            text=Param(str, "捷径捷径捷径", help="the watermark text (ImageNet-W's: 'shortcut' three times)"),
+            opacity=Param(float, 0.5, min=0, max=1, help="text alpha = round(opacity x 255)"),
+            x_pos=Param(float, 0.01, min=0, max=1, help="left of the text, as a fraction of the width"),
+            y_pos=Param(float, 0.4, min=0, max=1, help="top of the text, as a fraction of the height"),
+            font_size=Param(int, None, nullable=True, min=1, max=4096,
+                            help="px; null: imagenet-w's size for the image width (36 at 224)"),
+            font=Param("path", None, nullable=True,
+                       help="a font file; null: Source Han Serif SC ExtraLight from the imagenet-w package"),
+        ),
+        preflight="shift_hub.shifts.watermark:check_font",
+        geometry=STANDARD,
+        encoding=PNG,
+        needs=frozenset({WEIGHTS}),  # the font is an external file (an optional extra): not in `all-cpu`
+        licence="cc-by-nc-4.0",
+        licence_of="ImageNet-W's package (its font and code)",
+        deviation="Drawn on the stored 224 crop; ImageNet-W draws it on each model's own crop (at the table's font "
+        "size), so a model with another input size sees this 224 watermark resized. Glyphs are rasterised by the "
+        "installed Pillow/FreeType, as running imagenet-w with it would (older builds may differ at glyph edges). "
+        "The clean baseline is stored as JPEG quality 95, the watermark losslessly, so the IN-W gap carries "
+        "clean's JPEG loss (about a tenth of a point).",
+    ),
+]
+
+# ---- The Backgrounds Challenge, ImageNet-9 (issue 26) -------------------------------------------------
+# Functions and selection: shift_hub/shifts/backgrounds.py; label space: evaluation/labels.py (IN9_*); masks:
+# shift_hub/masks.py. Fidelity: tests/test_backgrounds.py.
+XIAO_BIBTEX = """@inproceedings{xiao2021noise,
+  title={Noise or Signal: The Role of Image Backgrounds in Object Recognition},
+  author={Xiao, Kai Yuanqing and Engstrom, Logan and Ilyas, Andrew and Madry, Aleksander},
+  booktitle={International Conference on Learning Representations},
+  year={2021}
+}"""
+
+
+@dataclass(frozen=True)
+class ShiftGeometry(Geometry):
+    """A geometry the shift applies itself, after the steps that need the whole photo and its box (ImageNet-9
+    blacks out, tiles and segments at full resolution, then resizes): the engine hands the shift the source image
+    as decoded, and `applied` says what the stored image went through."""
+
+    applied: str = ""
+
+    def describe(self) -> str:
+        return self.applied
+
+
+_IN9_GEOMETRY = ShiftGeometry(applied="at full resolution, then resize shorter side to 256 (NEAREST), center crop "
+                              "224x224, as the Backgrounds Challenge's released test images")
+_IN9_SELECTION = (
+    "Images kept, in every variant alike, as the original generator (main.py) chose them: an ImageNet-9 class, "
+    "exactly one box, the box covering at most 90% of the 224 crop of the 256-resized (NEAREST) image and at least "
+    "half of its resized area inside that crop, and a GrabCut mask (5 iterations, initialised with the box, on the "
+    "full image) covering at least 10% of the box; any other image is skipped with its reason.")
+_IN9_DEVIATION = (
+    "Regenerated from ILSVRC-2012 val and its boxes with the operations of the original generator, not the frozen "
+    "download: every selected val image is kept (the published IN-9 has 450 per class chosen by its authors); "
+    "GrabCut is the shared mask pipeline's (initialised with the box as a mask, whose last row and column the "
+    "original's rectangle leaves out; seeded per image where the original's draws were unseeded and retried; "
+    "--polygons or --mask-model replace it); the crop is made from the exact pixels and stored once as JPEG 75 (PIL's "
+    "default, what main.py saved with), where the release cropped main.py's full-size JPEGs; the label space keeps "
+    "368 classes derived from WordNet 3.0 (the published 370 hold two more wheeled vehicles, which could not be "
+    "identified here).")
+_IN9_MASK_PARAMS = dict(
+    grabcut_iterations=Param(int, 5, min=1, max=100, help="GrabCut iterations (the original's 5)"),
+    grabcut_max_side=Param(int, 0, min=0, help="GrabCut on a copy at most this many px on its longer side, the mask "
+                           "scaled back (at least 64); 0: the full image, as the original"),
+)
+# config -> (title, what its image is)
+IN9_VARIANTS: dict[str, tuple[str, str]] = {
+    "in9_original": ("Original", "the image itself"),
+    "in9_only_bg_b": ("Only-BG-B", "the image with its box blacked out"),
+    "in9_only_bg_t": ("Only-BG-T", "the image with its box filled by tiling the widest background strip beside "
+                      "the box (the left or right strip, full height, or the top or bottom one, full width, whichever "
+                      "is larger; a tie goes to the top or bottom strip, and between two equal strips to the right or bottom one), "
+                      "tiled from the top-left corner"),
+    "in9_no_fg": ("No-FG", "the image with the object's mask blacked out"),
+    "in9_only_fg": ("Only-FG", "the object alone on black: the image times its mask"),
+}
+# config -> (title, which partner's background, the `relation` parameter)
+IN9_MIXED: dict[str, tuple[str, str, str]] = {
+    "in9_mixed_same": ("Mixed-Same", "another selected image of the same IN-9 class", "same"),
+    "in9_mixed_rand": ("Mixed-Rand", "a selected image of a random IN-9 class (drawn uniformly among the classes "
+                       "the plan holds, then an image)", "rand"),
+    "in9_mixed_next": ("Mixed-Next", "a selected image of the next IN-9 class (fish is followed by dog; a class the "
+                       "plan lacks is passed over)", "next"),
+}
+
+
+def _backgrounds() -> list[ShiftSpec]:
+    fn = "shift_hub.shifts.backgrounds:"
+    common = dict(family="backgrounds", citation=XIAO_BIBTEX, geometry=_IN9_GEOMETRY, encoding=Encoding(quality=75),
+                  needs=frozenset({MASKS}), group="backgrounds", select=fn + "select")
+    specs = [ShiftSpec(name=name, fn=fn + name.removeprefix("in9_"), params=dict(_IN9_MASK_PARAMS),
+                       description=f"ImageNet-9 {title} (the Backgrounds Challenge): {what}, {_IN9_GEOMETRY.applied}. "
+                       + _IN9_SELECTION + " Scored in the IN-9 label space (nine classes; a 1000-way model's top-1 "
+                       "mapped to its class, 'none' never right).", deviation=_IN9_DEVIATION, **common)
+             for name, (title, what) in IN9_VARIANTS.items()]
+    for name, (title, partner, relation) in IN9_MIXED.items():
+        specs.append(ShiftSpec(
+            name=name, fn=fn + "mixed",
+            params=dict(relation=Param(str, relation, choices=("same", "rand", "next"), fixed=True,
+                                       help="whose background: choose another in9_mixed_* config to change it"),
+                        **_IN9_MASK_PARAMS),
+            description=f"ImageNet-9 {title} (the Backgrounds Challenge): the object (the image times its mask, "
+            "resized shorter side 256 NEAREST and center-cropped 256) pasted wherever it is not pure black onto the "
+            f"Only-BG-T image of {partner}, resized and cropped alike; then center crop 224. The partner is drawn "
+            "with the image's generator (seed, config, image id) among the planned images that pass the selection, "
+            "never the image itself; its id is the row's `partner_id`. " + _IN9_SELECTION + " Scored in the IN-9 "
+            "label space; the BG-gap is top-1 on in9_mixed_same minus on in9_mixed_rand.",
+            deviation=_IN9_DEVIATION + " Partners come from our generator, not main.py's np.random draw from the "
+            "class folder (which could pick the image itself).",
+            extra_columns=("partner_id",), **common))
+    return specs
+
+
+_BACKGROUNDS = _backgrounds()
 
 # Each family contributes its entries here; nothing else enumerates shifts.
 REGISTRY: dict[str, ShiftSpec] = {spec.name: spec for spec in [*_CLEAN, *_IMAGENET_C, *_CARTOON, *_DRAWING, *_TOON,
                                                                *_XIMAGENET12, *_IMAGENET_C_BAR, *_IMAGENET_3DCC_2D,
-                                                               *_WATERMARK]}
+                                                               *_WATERMARK, *_BACKGROUNDS]}
 
 
 class UnknownConfig(KeyError):
@@ -663,10 +934,11 @@ def validate_overrides(specs: list[ShiftSpec], overrides: Mapping) -> dict[str, 
 
 
 def shown_needs(spec: ShiftSpec) -> str:
-    """What a config needs before it runs, as `list` shows it. The drawing_pattern_* configs carry WEIGHTS
-    (an external file, so not in `all-cpu`), but what the user supplies is a pencil pattern image."""
-    pattern = "pattern" in spec.params and "weights" not in spec.params
-    return ",".join(sorted("pattern" if n == WEIGHTS and pattern else n for n in spec.needs)) or "-"
+    """What a config needs before it runs, as `list` shows it. The drawing_pattern_* and watermark configs carry
+    WEIGHTS (an external file, so not in `all-cpu`), but what the user supplies is a pencil pattern or a font."""
+    file = "pattern" if "pattern" in spec.params else "font" if "font" in spec.params else None
+    shown = file if file and "weights" not in spec.params else None
+    return ",".join(sorted(shown if n == WEIGHTS and shown else n for n in spec.needs)) or "-"
 
 
 def describe(spec: ShiftSpec) -> list[str]:

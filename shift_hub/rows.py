@@ -21,11 +21,24 @@ from .sources import Example, Source, SourceError
 
 
 def apply_shift(spec: ShiftSpec, arr: np.ndarray, seed: int, image_id: str, **extra) -> np.ndarray:
-    """The shift alone on an image already through the config's geometry."""
+    """The shift alone on an image already through the config's geometry; for a config with extra columns
+    (ShiftSpec.extra_columns) the shift's (image, {column: value}) pair, see `split_columns`."""
     fn = spec.load_fn()
     if fn is None:
         return arr
     return fn(arr, generator(seed, spec.name, image_id), **spec.params, **extra)
+
+
+def split_columns(spec: ShiftSpec, out) -> tuple[np.ndarray, dict]:
+    """(image, the row's extra column values): a shift of a config with extra columns returns both, exactly the
+    declared columns as text; any other shift returns the image alone."""
+    if not spec.extra_columns:
+        return out, {}
+    image, values = out
+    if set(values) != set(spec.extra_columns):
+        raise GenerationError(f"{spec.name}: its shift returned columns {sorted(values)}, the registry declares "
+                              f"{list(spec.extra_columns)}")
+    return image, {k: str(values[k]) for k in spec.extra_columns}
 
 
 def shift_image(spec: ShiftSpec, image: np.ndarray, seed: int, image_id: str,
@@ -36,11 +49,13 @@ def shift_image(spec: ShiftSpec, image: np.ndarray, seed: int, image_id: str,
     """
     if spec.batched:
         raise GenerationError(f"{spec.name} is a batched (GPU) shift; use its model through generate()")
-    arr = apply_shift(spec, imaging.apply_geometry(image, spec.geometry), seed, image_id, **extra)
+    arr, _ = split_columns(spec, apply_shift(spec, imaging.apply_geometry(image, spec.geometry), seed, image_id,
+                                             **extra))
     return imaging.encode(np.ascontiguousarray(arr), encoding or spec.encoding)
 
 
-def row(spec: ShiftSpec, example: Example, data: bytes, encoding: Encoding) -> dict:
+def row(spec: ShiftSpec, example: Example, data: bytes, encoding: Encoding, columns: dict | None = None) -> dict:
+    """One stored row; `columns` are the config's extra columns (ShiftSpec.extra_columns), after the standard ones."""
     return {
         "image": {"bytes": data, "path": f"{example.image_id}.{imaging.extension(encoding)}"},
         "label": example.label,
@@ -48,6 +63,7 @@ def row(spec: ShiftSpec, example: Example, data: bytes, encoding: Encoding) -> d
         "image_id": example.image_id,
         "config": spec.name,
         "severity": spec.severity or 0,
+        **(columns or {}),
     }
 
 
@@ -133,6 +149,7 @@ def _apply_all(jobs, source, reports, add, ex: Example, arr: np.ndarray, clock: 
             extra = extra_inputs(job, source, ex, arr)
             shaped = _through(by_geometry, arr, spec, jobs, reports, clock)
             out = apply_shift(spec, shaped.copy() if len(jobs) > 1 else shaped, job.seed, ex.image_id, **extra)
+            out, columns = split_columns(spec, out)
             clock.lap("shift", report)
             data = imaging.encode(np.ascontiguousarray(out), job.encoding)
             clock.lap("encode", report)
@@ -141,7 +158,7 @@ def _apply_all(jobs, source, reports, add, ex: Example, arr: np.ndarray, clock: 
             clock.lap("shift", report)
             continue
         out = None
-        add(i, row(spec, ex, data, job.encoding))
+        add(i, row(spec, ex, data, job.encoding, columns))
         clock.lap("write", report)
 
 

@@ -21,7 +21,8 @@ from .jobs import ROW_GROUP, ConfigReport, GenerationError, ShardJob
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # the disk failed, not the data
 
 
-def features():
+def features(spec=None):
+    """The row schema; a config that declares extra columns (ShiftSpec.extra_columns) has them last, as text."""
     import datasets
 
     from . import classes
@@ -33,6 +34,7 @@ def features():
         "image_id": datasets.Value("string"),
         "config": datasets.Value("string"),
         "severity": datasets.Value("int8"),
+        **{name: datasets.Value("string") for name in (spec.extra_columns if spec is not None else ())},
     })
 
 
@@ -44,7 +46,7 @@ class ShardWriter:
 
         self.job, self.report = job, report
         self.path = Path(job.path)
-        self.schema = features().arrow_schema
+        self.schema = features(job.spec).arrow_schema
         self.batch: list[dict] = []
         self.tmp = None
         try:

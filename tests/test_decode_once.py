@@ -147,3 +147,12 @@ def test_a_group_of_one_is_the_single_config_path():
     job = _plan(3, 10, ["clean"])[0]
     assert planning.group_jobs([job]) == [JobGroup((job,))]
     assert np.isfinite(engines.job_cost(JobGroup((job,))))
+
+
+def test_a_source_that_cannot_reach_the_workers_fails_in_one_line_instead_of_hanging(tmp_path):
+    from conftest import list_source
+
+    source = list_source([(f"img{i}", i, jpeg_bytes(photo(i))) for i in range(2)])  # a local class: no pickle
+    with pytest.raises(engine.GenerationError, match="cannot be sent to worker processes.*--num-proc 1"):
+        engine.generate(["clean"], source, tmp_path / "out", shard_size=1, num_proc=2, progress=False)
+    assert not list((tmp_path / "out").glob("*/*.parquet"))

@@ -60,3 +60,25 @@ def test_mce_has_an_interval_around_its_estimate(monkeypatch):
     c = M.summarize(rows, ["clean", "fog_1", "fog_2"], bootstrap=500)["summary"]["imagenet_c"]
     assert c["ci"]["mce"]["ci_low"] < c["mce"] < c["ci"]["mce"]["ci_high"]
     assert c["ci"]["relative_mce"]["ci_low"] < c["relative_mce"] < c["ci"]["relative_mce"]["ci_high"]
+
+
+def test_a_group_mean_carries_the_interval_of_the_paired_mean():
+    import numpy as np
+
+    from shift_hub.evaluation import metrics
+
+    rng = np.random.default_rng(3)
+    names = ["gaussian_noise_1", "gaussian_noise_2", "shot_noise_1"]
+    base = rng.random(200) < 0.7  # one difficulty per image, shared by the configs: strongly paired
+    rows = [{"image_id": f"i{i:03d}", "config": c, "scorable": True, "correct": bool(base[i] and rng.random() < 0.9),
+             "correct5": True, "confidence": 0.5, "label_space": "imagenet-1k", "targets": [0]}
+            for c in names for i in range(200)]
+    s = metrics.summarize(rows, names, bootstrap=500, seed=1)
+    g = s["summary"]["group_means"]["imagenet_c"]
+    assert g["configs"] == 3
+    assert abs(g["top1"] - np.mean([s["per_config"][c]["top1"] for c in names])) < 1e-12
+    lo, hi = g["ci"]["top1"]["ci_low"], g["ci"]["top1"]["ci_high"]
+    assert lo <= g["top1"] <= hi
+    widths = [s["per_config"][c]["ci"]["top1"]["ci_high"] - s["per_config"][c]["ci"]["top1"]["ci_low"] for c in names]
+    assert hi - lo < max(widths) * 1.2  # a mean of paired configs is no wider than its configs
+    assert metrics.summarize(rows, names, bootstrap=500, seed=1)["summary"]["group_means"] == s["summary"]["group_means"]

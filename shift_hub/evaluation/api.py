@@ -57,7 +57,7 @@ class EvaluationResult:
 
 
 def _generate_source(source: str, configs, out: Path, seed: int, limit: int | None,
-                     progress: bool = False) -> tuple[Path, list[str]]:
+                     progress: bool = False, subset=None) -> tuple[Path, list[str]]:
     """Write `clean` plus the requested (default: every CPU) configs from a source, reusing shards."""
     from ..generate import GenerationError, generate
     from ..registry import expand
@@ -66,7 +66,7 @@ def _generate_source(source: str, configs, out: Path, seed: int, limit: int | No
     if not configs:
         _warn_left_out()
     try:
-        generate(names, source, out, seed=seed, limit=limit, progress=progress)
+        generate(names, source, out, seed=seed, limit=limit, progress=progress, subset=subset)
     except GenerationError as exc:
         raise GenerationError(f"{exc} (the data generated for this evaluation lives in {out}: use another --out "
                               f"or delete {out})") from None
@@ -74,10 +74,11 @@ def _generate_source(source: str, configs, out: Path, seed: int, limit: int | No
 
 
 _NEEDS_WORDS = {  # why a config is not in `all-cpu`, and how to generate it
-    "masks": "need object masks: generate them with `shift-hub generate NAME ... --source devkit:ROOT --classes "
-             "ximagenet12` (masks from its boxes, or --polygons DIR), then evaluate that folder",
-    "weights": "need files not shipped (cartoon: --weights; drawing_pattern_*: --set pattern=FILE): generate them "
-               "with `shift-hub generate`, then evaluate that folder",
+    "masks": "need object masks: generate them with `shift-hub generate NAME ... --source devkit:ROOT` (masks from "
+             "its boxes, or --polygons DIR; XImageNet-12 with --classes ximagenet12), then evaluate that folder",
+    "weights": "need files not shipped (cartoon: --weights; drawing_pattern_*: --set pattern=FILE; watermark: the "
+               "font of pip install 'shift-hub[watermark]'): generate them with `shift-hub generate`, then evaluate "
+               "that folder",
 }
 
 
@@ -85,14 +86,17 @@ def _left_out_of_all_cpu() -> list[str]:
     """One phrase per reason: the configs `all-cpu` leaves out (they need masks, weights or a GPU)."""
     from ..registry import MASKS, REGISTRY, WEIGHTS
 
-    by_reason: dict[str, list[str]] = {}
+    by_reason: dict[tuple[str, str], list[str]] = {}
     for spec in REGISTRY.values():
         if spec.needs:
             reason = MASKS if MASKS in spec.needs else WEIGHTS
-            by_reason.setdefault(reason, []).append(spec.name)
-    family = {MASKS: "XImageNet-12 "}
-    return [f"{len(names)} {family.get(reason, '')}config(s) ({', '.join(names)}) {_NEEDS_WORDS[reason]}"
-            for reason, names in by_reason.items()]
+            named = _FAMILY_WORDS.get(spec.family, "") if reason == MASKS else ""
+            by_reason.setdefault((reason, named), []).append(spec.name)
+    return [f"{len(names)} {named}config(s) ({', '.join(names)}) {_NEEDS_WORDS[reason]}"
+            for (reason, named), names in by_reason.items()]
+
+
+_FAMILY_WORDS = {"ximagenet": "XImageNet-12 ", "backgrounds": "Backgrounds Challenge "}  # the mask families, named
 
 
 def _warn_left_out() -> None:
@@ -129,7 +133,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
              limit: int | None = None, allow_partial: bool = False, out=None, plots: bool = True,
              on_the_fly: bool = False, progress: bool = False, seed: int = 0, dataset_id: str | None = None,
              trust_remote_code: bool = False, spec: str | None = None,
-             bootstrap: int = 1000) -> EvaluationResult:
+             bootstrap: int = 1000, subset=None) -> EvaluationResult:
     """Score `model` on the configs of `data` and return (and with `out`, write) the results.
 
     model: embedded `efficientnet_lite0` (default; lite1/lite2 when installed), a transformers folder
@@ -144,6 +148,9 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         writing nothing; the images are byte-identical to the stored configs.
     trust_remote_code: let a transformers checkpoint run its own code (config `auto_map`); refused otherwise.
     spec: the spec string a `models.Classifier` given as `model` was loaded from (recorded as typed).
+    subset: `robustbench` (RobustBench's 5,000 ImageNet validation images), a FILE of image ids or a
+        `subsets.Subset`: only those images are scored, every one of them or SubsetError; recorded in
+        `results["data"]["subset"]`.
     A config whose shards cannot be read, or an image that cannot be decoded, is left out and listed in
     `results["unreadable"]` so the rest is still scored; DataError only when nothing could be read.
     """
@@ -156,6 +163,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
 
     _check_options(batch_size, num_workers, limit)
     _check_data(data, on_the_fly)
+    chosen = _load_subset(subset)  # a bad list fails before any model is loaded
     from .models import check_offline_availability
 
     check_offline_availability(model, revision)  # before torch: an offline run fails in a second
@@ -173,19 +181,19 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     if on_the_fly:  # shift the source's images in the loader: nothing is written
         from .on_the_fly import open_on_the_fly
 
-        source, parts = open_on_the_fly(data, configs, seed=seed, limit=limit,
+        source, parts = open_on_the_fly(_restricted_source(data, chosen), configs, seed=seed, limit=limit,
                                         label_space=get_label_space(label_space) if label_space else None)
     elif isinstance(data, str) and data in SOURCES_TO_GENERATE and not Path(data).exists():
         cache = Path(out or "shift_hub_results") / "data"
         generated_from = data
-        data, configs = _generate_source(data, configs, cache, seed, limit, progress)
+        data, configs = _generate_source(data, configs, cache, seed, limit, progress, chosen)
     unreadable: dict = {}  # configs and images that could not be read: reported, the rest still scored
     pinned: dict = {}
     if not on_the_fly:
         if provenance.is_hub_id(data):  # load the very commit that is recorded, even if main moves meanwhile
             pinned = provenance.hub_record(data, data_revision, split)
         source, parts = open_data(data, configs, split=split, revision=pinned.get("resolved_revision") or data_revision,
-                                  label_space=label_space, limit=limit, unreadable=unreadable)
+                                  label_space=label_space, limit=limit, unreadable=unreadable, subset=chosen)
     rows = run(classifier, parts, batch_size=batch_size, num_workers=num_workers, device=device, amp=amp,
                progress=progress, unreadable=unreadable)
     if not rows:
@@ -198,7 +206,15 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         source = {**source, "generated_from": generated_from, "seed": seed}
     if dataset_id or source.get("kind") == "hub":
         source = {**source, "dataset_id": dataset_id or source["source"]}
+    if chosen is not None:
+        source = {**source, "subset": chosen.record()}
     scored = summarize(rows, names, bootstrap=bootstrap, seed=seed)  # 95 % intervals, paired over images
+    _note_subset_mce(scored, chosen)
+    from .imagenet_x import factor_summary
+
+    factors = factor_summary(rows, names, bootstrap, seed)  # ILSVRC val ids only; same resamples as the rest
+    if factors is not None:
+        scored["summary"]["imagenet_x"] = factors
     if not any(m["n_scored"] for m in scored["per_config"].values()):
         raise DataError("no image has an ImageNet-1k label in the model's label space: nothing could be scored")
     options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space}
@@ -240,10 +256,11 @@ def evaluate_many(models, data="samples", configs=None, *, out="shift_hub_result
 
     _check_options(options.get("batch_size", 32), options.get("num_workers"), limit)
     _check_data(data, on_the_fly)
+    options["subset"] = _load_subset(options.get("subset"))  # a bad list fails before any model is loaded
     loaded = _load_all(models, options)
     out = Path(out)
     if not on_the_fly and isinstance(data, str) and data in SOURCES_TO_GENERATE and not Path(data).exists():
-        data, configs = _generate_source(data, configs, out / "data", seed, limit, progress)
+        data, configs = _generate_source(data, configs, out / "data", seed, limit, progress, options["subset"])
     if not on_the_fly and provenance.is_hub_id(data):  # every model scored on the same commit
         pinned = provenance.hub_record(data, options.get("data_revision"), options.get("split", "validation"))
         options["data_revision"] = pinned.get("resolved_revision") or options.get("data_revision")
@@ -290,6 +307,34 @@ def _unique(name: str, used: set) -> str:
     while candidate in used or candidate == "data":
         candidate, n = f"{name}-{n}", n + 1
     return candidate
+
+
+def _load_subset(subset):
+    """The `subsets.Subset` asked for, or None."""
+    if subset is None:
+        return None
+    from .. import subsets
+
+    return subsets.load(subset)
+
+
+def _restricted_source(data, subset):
+    """An on-the-fly source holding only the subset's images (the source itself without a subset)."""
+    if subset is None:
+        return data
+    from .. import subsets
+    from ..sources import open_source
+
+    return subsets.SubsetSource(open_source(data) if isinstance(data, str) else data, subset)
+
+
+def _note_subset_mce(scored: dict, subset) -> None:
+    """On a subset, mCE still divides by AlexNet's errors on all 50,000 ImageNet-C images: said with the mCE."""
+    c = scored["summary"].get("imagenet_c")
+    if subset is not None and c and "mce" in c:
+        from .. import subsets
+
+        c["note"] = subsets.mce_note(subset)
 
 
 def _check_options(batch_size, num_workers, limit) -> None:

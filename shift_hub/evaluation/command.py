@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   shift-hub evaluate ./my-vit --data data/ --configs clean imagenet_c
   shift-hub evaluate hf-hub:timm/resnet50.a1_in1k torchvision:resnet50 --data my-org/shift_hub --out results/
   shift-hub evaluate MODEL --data devkit:/data/ILSVRC2012 --configs imagenet_c --on-the-fly
+  shift-hub evaluate torchvision:resnet50 --data rb/ --subset robustbench      beside RobustBench's leaderboard
   shift-hub evaluate MODEL --suite robustness --root /data/shifts
   accelerate launch -m shift_hub.cli evaluate MODEL --data data/                   one process per GPU"""
 
@@ -44,6 +45,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, help="cpu, cuda, cuda:1 (default: GPU when present)")
     p.add_argument("--amp", action="store_true", help="mixed precision forward")
     p.add_argument("--limit", type=_at_least(1), help="first N images per config")
+    p.add_argument("--subset", metavar="robustbench|FILE",
+                   help="score only these images: robustbench (RobustBench's 5,000 ImageNet val images) or FILE, one "
+                        "id a line; every listed image must be in each config (recorded in results.json)")
     p.add_argument("--allow-partial", action="store_true", help="score models covering only part of ImageNet-1k")
     p.add_argument("--bootstrap", type=_at_least(0), default=1000, metavar="N",
                    help="resamples over images for the 95 %% interval of every score (default 1000; 0 = none)")
@@ -111,6 +115,10 @@ def _run(args) -> int:
         return _run_many(args, models)
     args.model = models[0]
     if getattr(args, "suite", None):
+        if args.subset:
+            from .runner import DataError
+
+            raise DataError("--subset applies to --data, not to --suite (its sets are scored whole)")
         from .suite import run_suite_command
 
         return run_suite_command(args)
@@ -120,7 +128,7 @@ def _run(args) -> int:
         split=args.split, data_revision=args.data_revision, label_space=args.label_space, limit=args.limit,
         allow_partial=args.allow_partial, out=args.out, plots=not args.no_plots, progress=not args.quiet,
         dataset_id=args.dataset_id, on_the_fly=args.on_the_fly, trust_remote_code=args.trust_remote_code,
-        bootstrap=args.bootstrap,
+        bootstrap=args.bootstrap, subset=args.subset,
     )
     from .runner import is_main_process
 
@@ -166,6 +174,7 @@ def _run_many(args, models: list[str]) -> int:
         batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, amp=args.amp, split=args.split,
         data_revision=args.data_revision, label_space=args.label_space, allow_partial=args.allow_partial,
         dataset_id=args.dataset_id, trust_remote_code=args.trust_remote_code, bootstrap=args.bootstrap,
+        subset=args.subset,
     )
     for result in many.results:
         print(result.markdown() + "\n")

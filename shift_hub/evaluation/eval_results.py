@@ -25,6 +25,16 @@ def task_value(task: Task, results: dict) -> float | None:
         top1[config] = value
     if task.metric in ("top1", "mean_top1"):
         return round(100 * sum(top1.values()) / len(top1), 2)
+    if task.metric == "watermark_gap":  # paired over the images both configs hold, as results.json's summary
+        summary = results.get("summary") if isinstance(results.get("summary"), dict) else {}
+        gap = summary.get("watermark").get("in_w_gap") if isinstance(summary.get("watermark"), dict) else None
+        ok = isinstance(gap, (int, float)) and not isinstance(gap, bool) and not math.isnan(gap)
+        return round(100 * gap, 2) if ok else None
+    if task.metric == "bg_gap":  # ImageNet-9's BG-gap, paired over the images both mixed configs hold
+        summary = results.get("summary") if isinstance(results.get("summary"), dict) else {}
+        gap = summary.get("imagenet_9").get("bg_gap") if isinstance(summary.get("imagenet_9"), dict) else None
+        ok = isinstance(gap, (int, float)) and not isinstance(gap, bool) and not math.isnan(gap)
+        return round(100 * gap, 2) if ok else None
     from .metrics import config_info, corruption_errors
 
     info = config_info(list(top1))

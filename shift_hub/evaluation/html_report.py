@@ -28,8 +28,9 @@ COLUMNS = [("config", "text"), ("label space", "text"), ("images", "num"), ("top
 
 
 def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: dict | None = None,
-                      per_config: int = PER_CONFIG) -> Path:
-    """Render report.html at `path`; `plots` maps a plot key (see PLOT_TITLES) to its PNG."""
+                      per_config: int = PER_CONFIG, imagenet_x_plot: str | Path | None = None) -> Path:
+    """Render report.html at `path`; `plots` maps a plot key (see PLOT_TITLES) to its PNG; `imagenet_x_plot`
+    is the heatmap shown in the ImageNet-X section."""
     from jinja2 import Environment
 
     folder, why_not = image_folder(results)
@@ -39,6 +40,7 @@ def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: 
         model=results["model"], data=results["data"], version=results.get("shift_hub_version", ""),
         created=results.get("created", ""), summary=_summary(results), columns=COLUMNS, table=_table(results),
         ce_columns=CE_COLUMNS, ce_table=_ce_table(results), ce_note=_ce_note(results),
+        imagenet_x=_imagenet_x_section(results, imagenet_x_plot),
         plots=[{"title": PLOT_TITLES.get(k, k), "src": _data_uri(Path(p).read_bytes(), "image/png")}
                for k, p in (plots or {}).items() if p and Path(p).is_file()],
         gallery=gallery, gallery_unavailable=why_not, thumb=THUMB,
@@ -122,6 +124,39 @@ def _summary(results: dict) -> list[dict]:
     x = results.get("summary", {}).get("ximagenet_robustness")
     if x:
         tiles.append({"label": "XImageNet-12 robustness", "value": f"{x['score']:.4f}", "note": "provisional formula"})
+    w = results.get("summary", {}).get("watermark")
+    if isinstance(w, dict):
+        tiles += _watermark_tiles(w)
+    g = results.get("summary", {}).get("imagenet_9")
+    if isinstance(g, dict):
+        shared = f"; on the {g.get('images')} shared images" if g.get("shared_only") else ""
+        tiles.append({"label": "ImageNet-9 BG-gap", "value": _signed_pts(g.get("bg_gap"), (g.get("ci") or {}).get(
+            "bg_gap")), "note": "top-1 on in9_mixed_same minus in9_mixed_rand" + shared})
+    return tiles
+
+
+def _signed_pts(value, ci: dict | None) -> str:
+    v = _num(value)
+    if v is None:
+        return "-"
+    half = f" ± {100 * (ci['ci_high'] - ci['ci_low']) / 2:.1f}" if ci else ""
+    return f"{100 * v:+.2f}{half} pts"
+
+
+def _watermark_tiles(w: dict) -> list[dict]:
+    """ImageNet-W's IN-W gap and carton gap (results.json `summary.watermark`), in signed points."""
+    ci = w.get("ci") or {}
+    shared = f"; on the {w.get('images')} shared images" if w.get("shared_only") else ""
+    tiles = [{"label": "IN-W gap", "value": _signed_pts(w.get("in_w_gap"), ci.get("in_w_gap")),
+              "note": "top-1 on watermark minus clean" + shared}]
+    if "carton_gap" in w:
+        tiles.append({"label": "carton gap", "value": _signed_pts(w["carton_gap"], ci.get("carton_gap")),
+                      "note": f"accuracy on the {w.get('carton_images')} images of class 478 carton"})
+    if "carton_prediction_gap" in w:
+        tiles.append({"label": "predicted carton", "value": _signed_pts(w["carton_prediction_gap"],
+                                                                        ci.get("carton_prediction_gap")),
+                      "note": "share of all images predicted carton, watermark minus clean"
+                      + ("" if "carton_gap" in w else "; no carton image scored, so no carton gap")})
     return tiles
 
 
@@ -171,6 +206,17 @@ def _ce_table(results: dict) -> list[list[dict]]:
         out.append([{"text": name, "sort": name}, *by_sev, _pct_cell(e.get("mean_error")),
                     {**ce, "text": ce["text"] + partial}, {**rel, "text": rel["text"] + partial}])
     return out
+
+
+def _imagenet_x_section(results: dict, plot) -> dict | None:
+    """ImageNet-X's note, config x factor heatmap and numbers (results.json `summary.imagenet_x`), or None."""
+    block = results.get("summary", {}).get("imagenet_x")
+    if not isinstance(block, dict):
+        return None
+    from .imagenet_x import html_section
+
+    src = _data_uri(Path(plot).read_bytes(), "image/png") if plot and Path(plot).is_file() else None
+    return {**html_section(block), "src": src}
 
 
 def _ce_note(results: dict) -> str:

@@ -71,6 +71,24 @@ def interval(samples: np.ndarray) -> dict | None:
     return {"ci_low": float(low), "ci_high": float(high)}
 
 
+def group_means(per: dict, configs: Sequence[str], top1: np.ndarray, column: dict) -> dict:
+    """Mean top-1 over each registry group with two or more scored configs here (what eval.yaml's `<group>_top1`
+    reports), with the interval of that mean under the same resamples: paired, so it is narrower than the
+    configs' intervals combined."""
+    from ..registry import groups
+
+    out = {}
+    for group, names in groups().items():
+        cols = [column[c] for c in names if c in column and np.isfinite(per[c]["top1"])]
+        if len(cols) < 2:
+            continue
+        with np.errstate(invalid="ignore"):
+            samples = np.nanmean(top1[:, cols], axis=1) if top1.size else np.array([])
+        out[group] = {"top1": float(np.mean([per[configs[k]]["top1"] for k in cols])), "configs": len(cols),
+                      "ci": {"top1": interval(samples)}}
+    return out
+
+
 def add_intervals(scored: dict, rows: Sequence[Mapping], configs: Sequence[str], resamples: int = DEFAULT_RESAMPLES,
                   seed: int = 0, derived: Callable[[dict, list, np.ndarray, dict], None] | None = None) -> dict:
     """Put `ci` ({ci_low, ci_high} per score) beside top-1, top-5 and the drop of `summarize`'s output, and say
@@ -96,6 +114,9 @@ def add_intervals(scored: dict, rows: Sequence[Mapping], configs: Sequence[str],
         if k in drop_of:
             ci["drop_abs"] = interval(drops[:, drop_of[k]])
         per[c]["ci"] = ci
+    means = group_means(per, configs, top1, column)
+    if means:
+        summary["group_means"] = means
     if derived:
         derived(summary, configs, top1, column)
     summary["intervals"] = {"method": METHOD, "resamples": int(resamples), "level": LEVEL, "seed": seed,

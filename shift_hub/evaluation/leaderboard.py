@@ -5,6 +5,15 @@ rows compare like with like. Effective robustness follows Taori et al. 2020 and 
 ("accuracy on the line"): per shift, a line is fitted across the models to logit(shifted top-1) against
 logit(clean top-1); a model's effective robustness is its shifted top-1 minus the line's prediction at its
 clean top-1, in accuracy points.
+
+With each results folder's predictions.jsonl at hand (leaderboard_stats.py), every value carries its 95 %
+interval (a seeded percentile bootstrap over source images, intervals.py's weights) and every two models scored
+on the same images of the same data are compared by a paired bootstrap of the difference in the ranking column:
+a rank not separated at 95 % from the nearest rank above it that it can be compared with is marked `=`, one
+comparable with no rank above (other data, subset or images) `?`, and every pair is listed. Effective
+robustness's interval resamples the model's clean and shifted top-1 (paired, one set of weights) around the line
+fitted to the point estimates, which is held fixed: it is the uncertainty of the model's own accuracies, not of
+the fit.
 """
 from __future__ import annotations
 
@@ -18,6 +27,9 @@ from pathlib import Path
 from ..hub.cards import md_escape
 from ..hub.eval_yaml import tasks_for
 from .eval_results import task_value
+from .intervals import DEFAULT_RESAMPLES, LEVEL, METHOD
+from .leaderboard_stats import (INCOMPARABLE, NOT_SEPARATED, SEPARATED, UNTESTED, compare, data_identity,
+                                interval_of, model_stats, read_predictions)
 from .report import draw_plot, md_code, plain_text_figure, remove_stale_plot
 
 CLEAN = "clean_top1"
@@ -26,6 +38,8 @@ EPS = 1e-3  # accuracies are clipped to [EPS, 1 - EPS] before the logit (0 % or 
 MEAN = "mean_shifted_top1"
 PLOT_FILE = "effective_robustness.png"
 MINUS = "\u2212"  # the minus sign: `0.803 x − 1.362`, never `+ -1.362`
+HTML_FILE = "leaderboard.html"
+MARKS = {NOT_SEPARATED: "=", INCOMPARABLE: "?"}  # beside a rank: its verdict against the rank above (Row.versus)
 
 
 class LeaderboardError(ValueError):
@@ -41,6 +55,12 @@ class Row:
     effective_robustness: dict = field(default_factory=dict)  # task id -> accuracy points above the fit
     rank: int = 0
     label: str = ""  # what the table and plot show: the id with its source (`timm:resnet18`), unique per row
+    intervals: dict = field(default_factory=dict)  # column id -> (low, high) of its 95 % interval
+    er_intervals: dict = field(default_factory=dict)  # shift task id -> (low, high) of its effective robustness
+    versus: object = None  # leaderboard_stats.Pair with the nearest rank above compared with (else the one above)
+    identity: dict = field(default_factory=dict)  # leaderboard_stats.data_identity: equal means comparable data
+    stats: object = field(default=None, repr=False, compare=False)  # leaderboard_stats.ModelStats, or None
+    why_no_intervals: str = ""
 
     def __post_init__(self):
         self.label = self.label or self.model
@@ -53,20 +73,29 @@ class Leaderboard:
     fits: dict  # shift task id -> (slope, intercept) in logit space, or None
     sort: str
     notes: list = field(default_factory=list)  # markdown lines, their user data already escaped
+    pairs: list = field(default_factory=list)  # leaderboard_stats.Pair for every two ranked rows, in rank order
+    bootstrap: dict = field(default_factory=dict)  # how the intervals were made; empty when they were not
 
     @property
     def shift_tasks(self) -> list:
         return [t for t in self.tasks if t.metric in ("top1", "mean_top1") and t.id not in BASELINES]
 
+    @property
+    def columns(self) -> list:
+        """The value columns of the table, in order."""
+        return [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else [])
+
     def markdown(self) -> str:
         ids = [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else [])
         count = f"{len(self.rows)} model" + ("" if len(self.rows) == 1 else "s")
-        lines = [f"Ranked by {md_code(self.sort)} ({count}; values in %; mCE: lower is better)", "",
+        spread = f"; ± the half-width of the {100 * LEVEL:g} % interval" if any(r.intervals for r in self.rows) else ""
+        lines = [f"Ranked by {md_code(self.sort)} ({count}; values in %; mCE: lower is better{spread})", "",
                  "| rank | model | " + " | ".join(md_code(i) for i in ids) + " |",
                  "|---:|---|" + "---:|" * len(ids)]
         for row in self.rows:
-            lines.append(f"| {row.rank} | {md_escape(row.label)} | "
-                         + " | ".join(_fmt(row.values.get(i)) for i in ids) + " |")
+            lines.append(f"| {row.rank}{_mark(row)} | {md_escape(row.label)} | "
+                         + " | ".join(_fmt(row.values.get(i)) + _pm(row.intervals.get(i)) for i in ids) + " |")
+        lines += self._significance_lines()
         fitted = [t for t in self.shift_tasks if self.fits.get(t.id)]
         if fitted:
             lines += ["", "Effective robustness: accuracy points above the line fitted across these models to "
@@ -74,22 +103,71 @@ class Leaderboard:
                       "| model | " + " | ".join(md_code(t.id) for t in fitted) + " |", "|---|" + "---:|" * len(fitted)]
             for row in self.rows:
                 lines.append(f"| {md_escape(row.label)} | " + " | ".join(
-                    _fmt(row.effective_robustness.get(t.id), signed=True) for t in fitted) + " |")
+                    _fmt(row.effective_robustness.get(t.id), signed=True) + _pm(row.er_intervals.get(t.id))
+                    for t in fitted) + " |")
             lines += ["", "Fits (logit space): " + "; ".join(
                 f"{md_code(t.id)} = {_line(*self.fits[t.id])}" for t in fitted)]
         lines += ["", *(f"Note: {n}" for n in self.notes)] if self.notes else []  # notes escape their data
         return "\n".join(lines)
+
+    def fit_text(self, task_id: str) -> str:
+        """The fitted line of one shift in logit space, `0.803 x − 1.362`."""
+        return _line(*self.fits[task_id])
+
+    def pair(self, first: int, second: int):
+        """The Pair of two ranked rows (0-based positions), or None when they were not compared."""
+        return next((p for p in self.pairs if (p.first, p.second) == (first, second)), None)
+
+    def mark_words(self, position: int, escape=str) -> str:
+        """`not separated from #1 at 95 % (+0.50 [-1.20, +2.10])`: the verdict of the row at `position` against
+        the rank above it (Row.versus); `escape` is applied to the reason, which may hold user data."""
+        pair = self.rows[position].versus
+        if pair is None:
+            return ""
+        above = f"#{self.rows[pair.first].rank}"
+        if pair.status == INCOMPARABLE:
+            return f"comparable with no rank above ({above}: {escape(pair.reason)})"
+        if pair.status == UNTESTED:
+            return f"not tested against {above}: {escape(pair.reason)}"
+        return f"{pair.status} from {above} at {100 * LEVEL:g} % ({_difference(pair)})"
+
+    def _significance_lines(self) -> list[str]:
+        """Under the ranked table: what each mark says, then every pair of models with its verdict (nothing when
+        no pair could be tested: the note on the missing predictions says why)."""
+        if all(p.status == UNTESTED for p in self.pairs):
+            return []
+        lines = ["", f"Significance: a paired bootstrap of the difference in {md_code(self.sort)} over the images "
+                     f"both models scored ({self.bootstrap['resamples']} resamples, seed {self.bootstrap['seed']}); "
+                     f"`=`: not separated at {100 * LEVEL:g} % from the nearest rank above it can be compared with, "
+                     "`?`: comparable with no rank above", ""]
+        lines += [f"- #{row.rank} {md_escape(row.label)}: {self.mark_words(k, md_escape)}"
+                  for k, row in enumerate(self.rows) if _mark(row)]
+        lines += ["", f"| pair | difference (first minus second) | {100 * LEVEL:g} % interval | verdict |",
+                  "|---|---:|---|---|"]
+        for pair in self.pairs:
+            a, b = self.rows[pair.first], self.rows[pair.second]
+            lines.append(f"| #{a.rank} {md_escape(a.label)} vs #{b.rank} {md_escape(b.label)} | "
+                         f"{_fmt(pair.difference, signed=True)} | {_bracket(pair)} | "
+                         f"{pair.status}{': ' + md_escape(pair.reason) if pair.reason else ''} |")
+        return lines
 
     def csv_text(self) -> str:
         ids = [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else [])
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["rank", "model", "label", "results_folder", "data", *ids,
-                         *(f"er_{t.id}" for t in self.shift_tasks)])
+                         *(f"er_{t.id}" for t in self.shift_tasks),
+                         *(f"{i}_ci_{end}" for i in ids for end in ("low", "high")),
+                         *(f"er_{t.id}_ci_{end}" for t in self.shift_tasks for end in ("low", "high")),
+                         "vs_rank", "vs_rank_verdict"])
         for row in self.rows:
+            versus = row.versus
             writer.writerow([row.rank, row.model, row.label, row.folder, row.data,
                              *(_round(row.values.get(i)) for i in ids),
-                             *(_round(row.effective_robustness.get(t.id)) for t in self.shift_tasks)])
+                             *(_round(row.effective_robustness.get(t.id)) for t in self.shift_tasks),
+                             *(end for i in ids for end in _ends(row.intervals.get(i))),
+                             *(end for t in self.shift_tasks for end in _ends(row.er_intervals.get(t.id))),
+                             self.rows[versus.first].rank if versus else "", versus.status if versus else ""])
         return buffer.getvalue()
 
     def write(self, out, plots: bool = True) -> dict:
@@ -105,6 +183,9 @@ class Leaderboard:
             paths["effective_robustness"] = made
         else:
             remove_stale_plot(out / PLOT_FILE)
+        from .leaderboard_html import write_leaderboard_html
+
+        paths["leaderboard_html"] = write_leaderboard_html(self, out / HTML_FILE, plot=made)
         return paths
 
     def plot(self, path) -> Path:
@@ -128,8 +209,12 @@ class Leaderboard:
         for ax, task in zip(axes.flat, tasks):
             for i, row in enumerate(self.rows):
                 if CLEAN in row.values and task.id in row.values:
-                    ax.scatter(_clip(row.values[CLEAN]), _clip(row.values[task.id]), color=colors[i % 10], s=30,
-                               zorder=3, label=row.label)
+                    x, y = _clip(row.values[CLEAN]), _clip(row.values[task.id])
+                    ax.scatter(x, y, color=colors[i % 10], s=30, zorder=3, label=row.label)
+                    xerr, yerr = _bar(x, row.intervals.get(CLEAN)), _bar(y, row.intervals.get(task.id))
+                    if xerr or yerr:  # the 95 % intervals of both accuracies
+                        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor=colors[i % 10], elinewidth=0.8,
+                                    capsize=2, zorder=2)
             ax.set_xscale("logit")
             ax.set_yscale("logit")
             low, high = ax.get_xlim()
@@ -158,6 +243,39 @@ def _fmt(value, signed: bool = False) -> str:
         return "-"
     value = round(value, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
     return f"{value:+.2f}" if signed and value else f"{value:.2f}"
+
+
+def _pm(ci) -> str:
+    """` ± 1.23`: the half-width of a (low, high) interval, or nothing without one."""
+    return "" if ci is None else f" ± {(ci[1] - ci[0]) / 2:.2f}"
+
+
+def _mark(row: Row) -> str:
+    """` =` or ` ?` after the rank, or nothing for a rank separated from the one above (or the first)."""
+    sign = MARKS.get(row.versus.status) if row.versus else None
+    return f" {sign}" if sign else ""
+
+
+def _bracket(pair) -> str:
+    """`[-1.20, +2.10]`, or `-` for a pair that was not compared."""
+    if pair.low is None:
+        return "-"
+    return f"[{_fmt(pair.low, signed=True)}, {_fmt(pair.high, signed=True)}]"
+
+
+def _difference(pair) -> str:
+    return f"{_fmt(pair.difference, signed=True)} {_bracket(pair)}"
+
+
+def _ends(ci) -> tuple:
+    return ("", "") if ci is None else (_round(ci[0]), _round(ci[1]))
+
+
+def _bar(value: float, ci) -> list | None:
+    """matplotlib's asymmetric error for one point at `value` (a clipped fraction) from a (low, high) in %."""
+    if ci is None:
+        return None
+    return [[max(0.0, value - _clip(ci[0]))], [max(0.0, _clip(ci[1]) - value)]]
 
 
 def _line(slope: float, intercept: float) -> str:
@@ -249,6 +367,36 @@ def results_problem(results: dict) -> str | None:
         problem = _metric_problem(f"metrics.{config}", m)
         if problem:
             return problem
+    return _watermark_problem(results.get("summary")) or _bg_gap_problem(results.get("summary"))
+
+
+def _watermark_problem(summary) -> str | None:
+    """summary.watermark.in_w_gap (the `watermark_gap` column) must be a difference of fractions or null."""
+    w = summary.get("watermark") if isinstance(summary, dict) else None
+    if w is None:
+        return None
+    if not isinstance(w, dict):
+        return f"summary.watermark is {_kind(w)}, not an object"
+    gap = w.get("in_w_gap")
+    if gap is None or (isinstance(gap, float) and math.isnan(gap)):
+        return None
+    if not isinstance(gap, (int, float)) or isinstance(gap, bool) or not -1 <= gap <= 1:
+        return f"summary.watermark.in_w_gap is {_kind(gap)}, not a difference of fractions in [-1, 1] or null"
+    return None
+
+
+def _bg_gap_problem(summary) -> str | None:
+    """summary.imagenet_9.bg_gap (the `in9_bg_gap` column) must be a difference of fractions or null."""
+    g = summary.get("imagenet_9") if isinstance(summary, dict) else None
+    if g is None:
+        return None
+    if not isinstance(g, dict):
+        return f"summary.imagenet_9 is {_kind(g)}, not an object"
+    gap = g.get("bg_gap")
+    if gap is None or (isinstance(gap, float) and math.isnan(gap)):
+        return None
+    if not isinstance(gap, (int, float)) or isinstance(gap, bool) or not -1 <= gap <= 1:
+        return f"summary.imagenet_9.bg_gap is {_kind(gap)}, not a difference of fractions in [-1, 1] or null"
     return None
 
 
@@ -277,11 +425,16 @@ def _kind(value) -> str:
     return f"{json.dumps(value)[:40]} (a {kind})" if isinstance(value, (str, int, float)) else f"a {kind}"
 
 
-def build_leaderboard(results: list, names=None, sort: str | None = None) -> Leaderboard:
+def build_leaderboard(results: list, names=None, sort: str | None = None, bootstrap: int = DEFAULT_RESAMPLES,
+                      seed: int = 0) -> Leaderboard:
     """Rank `results` (results.json documents) over the tasks their common configs support; the same model
-    scored on the same data twice is one row, with a note naming both files."""
+    scored on the same data twice is one row, with a note naming both files. `names` are the results folders:
+    with their predictions.jsonl, `bootstrap` resamples (0: none) give each value its interval and each two
+    models their paired comparison."""
     if not results:
         raise LeaderboardError("no results to rank")
+    if not isinstance(bootstrap, int) or isinstance(bootstrap, bool) or bootstrap < 0:
+        raise LeaderboardError(f"bootstrap must be an integer >= 0 (0 turns intervals off), got {bootstrap!r}")
     names = [str(n) for n in (names or [""] * len(results))]
     results, names, notes = _drop_duplicates(list(results), names)
     scored = [{c for c, m in r["metrics"].items() if m.get("n_scored")} for r in results]
@@ -312,8 +465,63 @@ def build_leaderboard(results: list, names=None, sort: str | None = None) -> Lea
         if shifted:
             row.values[MEAN] = round(sum(shifted) / len(shifted), 2)
     _fit(board)
+    sources = list(zip(rows, results, names))  # before _rank reorders the rows
     _rank(board)
+    if bootstrap:
+        _add_intervals(board, sources, bootstrap, seed)
+        _er_intervals(board)
+        _compare(board)
     return board
+
+
+def _add_intervals(board: Leaderboard, sources: list, resamples: int, seed: int) -> None:
+    """Each row's interval per column, from the predictions.jsonl in its results folder (a row without one
+    keeps its values bare, and a note says why)."""
+    board.bootstrap = {"method": METHOD, "resamples": resamples, "seed": seed, "level": LEVEL}
+    configs = list(dict.fromkeys(c for t in board.tasks for c in t.configs))
+    mean_of = [t.id for t in board.shift_tasks]
+    missing = []
+    for row, results, name in sources:
+        row.identity = data_identity(results, row.data)
+        cells, why = read_predictions(name, configs)
+        if cells is not None:
+            row.stats, why = model_stats(cells, results, board.tasks, mean_of, MEAN, resamples, seed)
+        if row.stats is None:
+            row.why_no_intervals = why
+            missing.append(f"{md_escape(row.label)} ({md_escape(why)})")
+            continue
+        row.intervals = {k: ci for k, v in row.stats.samples.items()
+                         if k in row.values and (ci := interval_of(v)) is not None}
+    if missing:
+        board.notes.append("no intervals or significance for " + "; ".join(missing))
+
+
+def _er_intervals(board: Leaderboard) -> None:
+    """Effective robustness per resample of the model's own clean and shifted top-1, the fitted line fixed."""
+    import numpy as np
+
+    for task in board.shift_tasks:
+        fit = board.fits.get(task.id)
+        for row in board.rows if fit else []:
+            samples = row.stats.samples if row.stats else {}
+            if task.id in row.effective_robustness and CLEAN in samples and task.id in samples:
+                predicted = _sigmoid(fit[0] * _logit(samples[CLEAN] / 100) + fit[1])
+                er = 100 * (np.clip(samples[task.id] / 100, EPS, 1 - EPS) - predicted)
+                if (ci := interval_of(er)) is not None:
+                    row.er_intervals[task.id] = ci
+
+
+def _compare(board: Leaderboard) -> None:
+    """Every two rows ranked by the sort column, paired; each rank's verdict is against the nearest rank above it
+    that it could be compared with (a model on other data in between does not hide whether it is separated), or,
+    when there is none, against the rank right above."""
+    ranked = [k for k, r in enumerate(board.rows) if board.sort in r.values]
+    entries = [(k, board.rows[k].identity, board.rows[k].stats, board.rows[k].why_no_intervals) for k in ranked]
+    board.pairs = [compare(a, b, board.sort) for n, a in enumerate(entries) for b in entries[n + 1:]]
+    index = {(p.first, p.second): p for p in board.pairs}
+    for k in ranked[1:]:
+        above = [index[j, k] for j in range(k - 1, -1, -1)]
+        board.rows[k].versus = next((p for p in above if p.status in (SEPARATED, NOT_SEPARATED)), above[0])
 
 
 def model_label(model: dict) -> str:
@@ -415,8 +623,10 @@ def _rank(board: Leaderboard) -> None:
         row.rank = i
 
 
-def leaderboard(paths, out, sort: str | None = None, plots: bool = True) -> tuple[Leaderboard, dict]:
-    """`shift-hub leaderboard RESULTS... --out DIR`: read, rank, write markdown, CSV and plots."""
+def leaderboard(paths, out, sort: str | None = None, plots: bool = True, bootstrap: int = DEFAULT_RESAMPLES,
+                seed: int = 0) -> tuple[Leaderboard, dict]:
+    """`shift-hub leaderboard RESULTS... --out DIR`: read, rank, compare, write markdown, CSV, plots and page."""
     found = find_results(paths)
-    board = build_leaderboard([r for _, r in found], names=[str(f) for f, _ in found], sort=sort)
+    board = build_leaderboard([r for _, r in found], names=[str(f) for f, _ in found], sort=sort,
+                              bootstrap=bootstrap, seed=seed)
     return board, board.write(out, plots=plots)

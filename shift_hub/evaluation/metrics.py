@@ -4,6 +4,11 @@ Definitions follow the papers that introduced them:
 - CE / mCE / relative mCE: Hendrycks & Dietterich (ICLR 2019), normalised by AlexNet.
 - ECE: 15 equal-mass bins over the top-1 confidence, as the ImageNet-Cartoon/Drawing paper
   (Salvador & Oberman 2022, oberman-lab/imagenet-shift `metrics.py`) computed it.
+- IN-W gap and carton gap: ImageNet-W (Li et al., CVPR 2023, `eval_watermark_shortcut.py` of
+  facebookresearch/Whac-A-Mole): top-1 on `watermark` minus on `clean`, and the accuracy on the images of
+  class 478 "carton" (the class the watermark pushes predictions to) on `watermark` minus on `clean`.
+- BG-gap: the Backgrounds Challenge (Xiao et al., ICLR 2021): top-1 on Mixed-Same minus on Mixed-Rand, in the
+  ImageNet-9 label space (a 1000-way top-1 mapped to its IN-9 class, as in9_eval.py).
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .intervals import DEFAULT_RESAMPLES, add_intervals, interval
+from .intervals import DEFAULT_RESAMPLES, add_intervals, interval, resample_weights
 
 # AlexNet top-1 error on ImageNet-C, per corruption, averaged over the 5 severities
 # (Hendrycks & Dietterich 2019). The only hand-typed corruption list: the reference table itself.
@@ -34,6 +39,10 @@ ALEXNET_ERRORS: dict[str, float] = {
     "jpeg_compression": 0.606500,
 }
 ALEXNET_CLEAN_ERROR = 0.4348
+CORRUPTION_GROUPS = ("imagenet_c", "imagenet_c_extra")  # the groups CE, mCE and the ImageNet-C summary cover
+CARTON = 478  # ImageNet-1k index of n02971356 "carton": ImageNet-W's CARTON_CLASS_INDEX
+WATERMARK, CLEAN = "watermark", "clean"
+IN9_SAME, IN9_RAND = "in9_mixed_same", "in9_mixed_rand"  # the BG-gap's two configs (the Backgrounds Challenge)
 
 
 def topk_correct(scores: np.ndarray, targets: Sequence[Iterable[int]], k: int) -> np.ndarray:
@@ -188,7 +197,7 @@ def config_info(names: Sequence[str]) -> dict[str, dict]:
             "group": spec.group,
             "severity": spec.severity,
             "base": base,
-            "corruption": base if (spec.group or "").startswith("imagenet_c") and spec.severity is not None else None,
+            "corruption": base if spec.group in CORRUPTION_GROUPS and spec.severity is not None else None,
             "baseline": "clean_full" if spec.geometry == FULL and name != "clean_full" else "clean",
         }
     return info
@@ -207,8 +216,13 @@ def summarize(rows: Sequence[Mapping], configs: Sequence[str], bootstrap: int | 
     """Per-config metrics and the cross-config summaries (mCE, severity curves, XImageNet score), each score
     with its 95 % bootstrap interval (`bootstrap` resamples over images, default 1,000; 0 turns them off)."""
     scored = _summarize(rows, configs)
-    return add_intervals(scored, rows, configs, DEFAULT_RESAMPLES if bootstrap is None else bootstrap, seed,
-                         derived=_imagenet_c_intervals)
+    resamples = DEFAULT_RESAMPLES if bootstrap is None else bootstrap
+    scored = add_intervals(scored, rows, configs, resamples, seed, derived=_imagenet_c_intervals)
+    if scored["summary"].get("watermark") and resamples:
+        _watermark_intervals(scored["summary"]["watermark"], rows, resamples, seed)
+    if scored["summary"].get("imagenet_9") and resamples:
+        _bg_gap_intervals(scored["summary"]["imagenet_9"], rows, resamples, seed)
+    return scored
 
 
 def _summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
@@ -275,7 +289,124 @@ def _summarize(rows: Sequence[Mapping], configs: Sequence[str]) -> dict:
                     hits[r["targets"][0]].append(r["correct"])
             class_acc[n] = [float(np.mean(v)) for v in hits.values()]
         summary["ximagenet_robustness"] = ximagenet_robustness({n: per[n]["top1"] for n in xim}, class_acc)
+    gaps = watermark_gaps(by_config.get(WATERMARK, []), by_config.get(CLEAN, []))
+    if gaps:
+        summary["watermark"] = gaps
+    gap = bg_gap(by_config.get(IN9_SAME, []), by_config.get(IN9_RAND, []))
+    if gap:
+        summary["imagenet_9"] = gap
     return {"per_config": per, "summary": summary}
+
+
+# --- ImageNet-9 (the Backgrounds Challenge) ----------------------------------------------------------------------
+
+def bg_gap(same: Sequence[Mapping], rand: Sequence[Mapping]) -> dict | None:
+    """The Backgrounds Challenge's BG-gap, top-1 on in9_mixed_same minus on in9_mixed_rand (Xiao et al.: how much
+    a background that agrees with the object helps), over the images both configs scored; None without both.
+    `mixed_same_top1` / `mixed_rand_top1` are the two accuracies over those images."""
+    pairs = _paired_rows(same, rand)
+    if not pairs:
+        return None
+    both = np.asarray([(bool(a["correct"]), bool(b["correct"])) for a, b in pairs.values()], dtype=np.float64)
+    out: dict = {"images": len(pairs), "label_space": next(iter(pairs.values()))[0]["label_space"],
+                 "mixed_same_top1": float(both[:, 0].mean()), "mixed_rand_top1": float(both[:, 1].mean()),
+                 "bg_gap": float(both[:, 0].mean() - both[:, 1].mean())}
+    if any(len(pairs) != sum(1 for r in rows if r["scorable"]) for rows in (same, rand)):
+        out["shared_only"] = True  # the two configs hold different images (a partner missing): the gap is on the shared
+    return out
+
+
+def _bg_gap_intervals(gap: dict, rows: Sequence[Mapping], resamples: int, seed: int) -> None:
+    """`ci` of the BG-gap from the weights `add_intervals` draws (same images, same seed), paired per image."""
+    by_config: dict[str, list[Mapping]] = defaultdict(list)
+    for r in rows:
+        by_config[r["config"]].append(r)
+    pairs = _paired_rows(by_config[IN9_SAME], by_config[IN9_RAND])
+    ids = sorted({r["image_id"] for r in rows})  # the order intervals.correctness gives the weights
+    sums = np.zeros((len(ids), 2))  # per image: [shared, same minus rand hit]
+    for i, image_id in enumerate(ids):
+        if image_id in pairs:
+            a, b = pairs[image_id]
+            sums[i] = (1.0, float(bool(a["correct"])) - float(bool(b["correct"])))
+    samples = []
+    for w in resample_weights(len(ids), resamples, seed):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = w @ sums
+            samples.append(s[:, 1] / s[:, 0])
+    gap["ci"] = {"bg_gap": interval(np.concatenate(samples))}
+
+
+# --- ImageNet-W -------------------------------------------------------------------------------------
+
+def _paired_rows(first: Sequence[Mapping], second: Sequence[Mapping]) -> dict[str, tuple]:
+    """image id -> (row of `first`, row of `second`) for the images both configs scored in one label space."""
+    base = {r["image_id"]: r for r in second if r["scorable"]}
+    return {r["image_id"]: (r, base[r["image_id"]]) for r in first
+            if r["scorable"] and r["image_id"] in base and base[r["image_id"]]["label_space"] == r["label_space"]}
+
+
+def _watermark_columns(pairs: Mapping[str, tuple], carton: bool) -> dict[str, dict]:
+    """Per paired image: correct and predicted carton (on watermark, on clean), and labelled carton."""
+    hit = lambda r: bool(r["correct"])  # noqa: E731
+    said = lambda r: carton and r["pred"] == CARTON  # noqa: E731
+    return {image_id: {"correct": (hit(w), hit(c)), "carton_pred": (said(w), said(c)),
+                       "carton_image": carton and CARTON in w["targets"]} for image_id, (w, c) in pairs.items()}
+
+
+def watermark_gaps(watermark: Sequence[Mapping], clean: Sequence[Mapping]) -> dict | None:
+    """ImageNet-W's gaps on the images `watermark` and `clean` both scored, or None without both configs:
+    - in_w_gap: top-1 on watermark minus on clean (Li et al.'s IN-W gap; negative when the watermark hurts);
+    - carton_gap: accuracy on the images labelled 478 carton, watermark minus clean (their carton gap;
+      absent when no such image was scored, e.g. on sources without that class);
+    - carton_prediction_gap: share of all images predicted carton, watermark minus clean (the shift of
+      predictions to carton, over every image).
+    The carton gaps need the ImageNet-1k label space (class 478 is carton only there)."""
+    pairs = _paired_rows(watermark, clean)
+    if not pairs:
+        return None
+    space = next(iter(pairs.values()))[0]["label_space"]
+    columns = _watermark_columns(pairs, carton=space == "imagenet-1k")
+    both = np.asarray([v["correct"] for v in columns.values()], dtype=np.float64)
+    out: dict = {"images": len(pairs), "label_space": space,
+                 "in_w_gap": float(both[:, 0].mean() - both[:, 1].mean())}
+    if any(len(pairs) != sum(1 for r in rows if r["scorable"]) for rows in (watermark, clean)):
+        out["shared_only"] = True  # the two configs hold different images: the gaps are on the shared ones
+    if space != "imagenet-1k":
+        return out
+    said = np.asarray([v["carton_pred"] for v in columns.values()], dtype=np.float64)
+    out["carton_prediction_gap"] = float(said[:, 0].mean() - said[:, 1].mean())
+    cartons = np.asarray([v["carton_image"] for v in columns.values()], dtype=bool)
+    out["carton_images"] = int(cartons.sum())
+    if cartons.any():
+        out["carton_gap"] = float(said[cartons, 0].mean() - said[cartons, 1].mean())
+    return out
+
+
+def _watermark_intervals(gaps: dict, rows: Sequence[Mapping], resamples: int, seed: int) -> None:
+    """`ci` for each gap, from the same resample weights `add_intervals` draws (same images, same seed), so
+    the gaps stay paired with every other score: per resample, each gap over the resampled shared images."""
+    by_config: dict[str, list[Mapping]] = defaultdict(list)
+    for r in rows:
+        by_config[r["config"]].append(r)
+    pairs = _paired_rows(by_config[WATERMARK], by_config[CLEAN])
+    columns = _watermark_columns(pairs, carton=gaps.get("label_space") == "imagenet-1k")
+    ids = sorted({r["image_id"] for r in rows})  # the order intervals.correctness gives the weights
+    # per image: [shared, correct diff, carton-labelled, carton-labelled x carton-pred diff, carton-pred diff]
+    sums = np.zeros((len(ids), 5))
+    for i, image_id in enumerate(ids):
+        v = columns.get(image_id)
+        if v is None:
+            continue
+        pred = v["carton_pred"][0] - v["carton_pred"][1]
+        sums[i] = (1.0, v["correct"][0] - v["correct"][1], v["carton_image"], v["carton_image"] * pred, pred)
+    stats = {"in_w_gap": [], "carton_gap": [], "carton_prediction_gap": []}
+    for w in resample_weights(len(ids), resamples, seed):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = w @ sums
+            stats["in_w_gap"].append(s[:, 1] / s[:, 0])
+            stats["carton_gap"].append(s[:, 3] / s[:, 2])
+            stats["carton_prediction_gap"].append(s[:, 4] / s[:, 0])
+    gaps["ci"] = {k: interval(np.concatenate(v)) for k, v in stats.items() if k in gaps}
 
 
 _NOT_IN_SPACE = object()  # a baseline row that was never scored in the asked label space

@@ -15,7 +15,8 @@ from ..hub.cards import md_escape
 from .html_report import PLOT_TITLES, write_report_html
 from .left_out import describe_incomplete, describe_unreadable  # runner, api and command.py import them from here
 
-PLOT_FILES = {"accuracy_per_shift": "accuracy_per_shift.png", "accuracy_vs_severity": "accuracy_vs_severity.png"}
+PLOT_FILES = {"accuracy_per_shift": "accuracy_per_shift.png", "accuracy_vs_severity": "accuracy_vs_severity.png",
+              "imagenet_x_factors": "imagenet_x_factors.png"}  # the last shown in report.html's ImageNet-X section
 PLOT_SOFTWARE = "shift_hub"  # PNG `Software` text of every plot shift_hub writes: only such files are ever replaced
 _SAFE_CODE = re.compile(r"[\w.\-/]+")
 log = logging.getLogger("shift_hub")
@@ -39,6 +40,49 @@ def _pct(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{100 * value:.2f}"
+
+
+def _signed(value) -> str:
+    """A difference of fractions in signed points: `+1.25`, `-25.40`, `-` when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:+.2f}"
+
+
+def watermark_line(w: dict) -> str:
+    """ImageNet-W's gaps (results.json `summary.watermark`) as one line of table.md, each with its interval."""
+    ci = w.get("ci") or {}
+    parts = [f"IN-W gap {_signed(w.get('in_w_gap'))}{_pm(ci.get('in_w_gap'))} pts (top-1 on watermark minus clean)"]
+    if "carton_gap" in w:
+        parts.append(f"carton gap {_signed(w['carton_gap'])}{_pm(ci.get('carton_gap'))} pts (accuracy on the "
+                     f"{w['carton_images']} images of class 478 carton, watermark minus clean)")
+    elif "carton_images" in w:
+        parts.append("carton gap: no image of class 478 carton was scored")
+    else:
+        parts.append(f"carton gaps: only in the ImageNet-1k label space, not {md_escape(w.get('label_space'))}")
+    if "carton_prediction_gap" in w:
+        parts.append(f"share of images predicted carton {_signed(w['carton_prediction_gap'])}"
+                     f"{_pm(ci.get('carton_prediction_gap'))} pts")
+    images = (f"on the {w.get('images')} images watermark and clean share" if w.get("shared_only")
+              else f"{w.get('images')} images")
+    return f"ImageNet-W ({images}): " + "; ".join(parts)
+
+
+def in9_line(g: dict) -> str:
+    """The Backgrounds Challenge's BG-gap (results.json `summary.imagenet_9`) as one line of table.md."""
+    ci = (g.get("ci") or {}).get("bg_gap")
+    images = (f"on the {g.get('images')} images in9_mixed_same and in9_mixed_rand share" if g.get("shared_only")
+              else f"{g.get('images')} images")
+    return (f"ImageNet-9 ({images}, {md_escape(g.get('label_space'))} label space): BG-gap {_signed(g.get('bg_gap'))}"
+            f"{_pm(ci)} pts (top-1 on in9_mixed_same {_pct(g.get('mixed_same_top1'))} % minus in9_mixed_rand "
+            f"{_pct(g.get('mixed_rand_top1'))} %)")
+
+
+def _subset_words(subset) -> str:
+    """` — subset robustbench (5000 images)` when the run was restricted to a list of images (--subset)."""
+    if not isinstance(subset, dict):
+        return ""
+    return f" — subset {md_escape(subset.get('name'))} ({subset.get('images')} images)"
 
 
 def build_results(model: dict, data: dict, configs: list[str], scored: dict, options: dict | None = None,
@@ -70,6 +114,7 @@ def markdown_table(results: dict) -> str:
     covered = results["model"].get("imagenet_classes_covered", 1000)
     lines = [
         f"**{md_escape(results['model']['id'])}** on {md_code(results['data']['source'])}"
+        + _subset_words(results["data"].get("subset"))
         + (f" — the model covers only {covered} of the 1000 ImageNet-1k classes" if covered < 1000 else ""),
         "",
         "| config | label space | images | top-1 % | top-5 % | drop (pts) | drop (rel %) | ECE % |",
@@ -121,11 +166,20 @@ def markdown_table(results: dict) -> str:
         lines += ["", f"mCE {_pct(c['mce'])}{_pm(cci.get('mce'))}"
                   + (f", relative mCE {_pct(c['relative_mce'])}{_pm(cci.get('relative_mce'))}" if "relative_mce" in c else "")
                   + " (AlexNet-normalised)" + done
-                  + (f", on the {c['images']} images all its configs share" if c.get("shared_only") else "")]
+                  + (f", on the {c['images']} images all its configs share" if c.get("shared_only") else "")
+                  + (f"; {md_escape(c['note'])}" if c.get("note") else "")]
     x = summary.get("ximagenet_robustness")
     if x:
         lines += ["", f"XImageNet-12 robustness (provisional formula): {x['score']:.4f} "
                       f"(mean accuracy {_pct(x['mean_accuracy'])} %)"]
+    if isinstance(summary.get("watermark"), dict):
+        lines += ["", watermark_line(summary["watermark"])]
+    if isinstance(summary.get("imagenet_9"), dict):
+        lines += ["", in9_line(summary["imagenet_9"])]
+    if isinstance(summary.get("imagenet_x"), dict):
+        from .imagenet_x import table_line
+
+        lines += ["", md_escape(table_line(summary["imagenet_x"]))]
     if results.get("unreadable"):
         lines += ["", "Could not be read (left out of the scores): "
                   + md_escape(describe_unreadable(results["unreadable"]))]
@@ -274,6 +328,18 @@ def _draw_severity_curves(ax, results: dict, curves: dict) -> None:
               borderaxespad=0, frameon=False)  # outside the axes: it never covers a line
 
 
+def plot_imagenet_x_factors(results: dict, path: str | Path) -> Path | None:
+    """ImageNet-X's config x factor error ratios (results.json `summary.imagenet_x`), or None without any."""
+    from .imagenet_x import draw_factor_heatmap, heatmap_height
+
+    block = results.get("summary", {}).get("imagenet_x") or {}
+    if not block.get("per_config"):
+        return None
+    with plain_text_figure(path, figsize=(PLOT_WIDTH_IN, heatmap_height(block)), layout="constrained") as fig:
+        draw_factor_heatmap(fig, block, results["model"]["id"])
+    return Path(path)
+
+
 def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool = True) -> dict[str, Path]:
     """results.json, predictions.jsonl (one row per image), table.md, model-index.yaml, the plots and
     report.html (everything above on one self-contained page, with a clean-vs-shifted gallery). A plot that
@@ -288,7 +354,8 @@ def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool 
             fh.write(json.dumps(row, default=_jsonable) + "\n")
     paths["table"].write_text(markdown_table(results) + "\n")
     paths["model_index"].write_text(model_index_yaml(results))
-    drawers = {"accuracy_per_shift": plot_accuracy_per_shift, "accuracy_vs_severity": plot_accuracy_vs_severity}
+    drawers = {"accuracy_per_shift": plot_accuracy_per_shift, "accuracy_vs_severity": plot_accuracy_vs_severity,
+               "imagenet_x_factors": plot_imagenet_x_factors}
     for key, name in PLOT_FILES.items():
         made = draw_plot(drawers[key], results, out / name) if plots else None
         if made:
@@ -296,7 +363,8 @@ def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool 
         else:
             remove_stale_plot(out / name)
     paths["report_html"] = write_report_html(results, rows, out / "report.html",
-                                             plots={k: paths[k] for k in PLOT_TITLES if k in paths})
+                                             plots={k: paths[k] for k in PLOT_TITLES if k in paths},
+                                             imagenet_x_plot=paths.get("imagenet_x_factors"))
     return paths
 
 

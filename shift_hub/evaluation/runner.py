@@ -291,6 +291,11 @@ def _prepare(name: str, dataset, space: LabelSpace | None, limit: int | None) ->
 def _prepare_local(config: "LocalConfig", space: LabelSpace | None, limit: int | None) -> ConfigData:
     labels = _row_labels(config)
     if len(config) == 0:
+        from .. import folder
+
+        if all(folder.readable_fingerprint(f) for f in config.files):  # shift_hub's shards: left out and said
+            raise UnreadableConfig(config.name, [{"file": None, "reason": "empty: every planned image was skipped "
+                                                  "when it was generated (its card section says why)"}])
         raise DataError(f"config {config.name!r} is empty: nothing to evaluate")
     images = config.images.head(limit) if limit else config.images
     n = len(images)
@@ -337,18 +342,21 @@ def label_space_fallbacks(parts: list[ConfigData], override: str | None = None) 
 
 def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = None,
               label_space: str | None = None, limit: int | None = None,
-              unreadable: dict | None = None) -> tuple[dict, list[ConfigData]]:
+              unreadable: dict | None = None, subset=None) -> tuple[dict, list[ConfigData]]:
     """(description of the source, one ConfigData per config) from a folder, a Hub id or a Dataset.
 
     With an `unreadable` dict, a config whose shards cannot be read is left out and recorded there
     ({config: {"files": [{file, reason}]}}) so the others are still scored; without, it raises.
+    `subset` (a `subsets.Subset`) keeps each config's rows of its images, all of them or SubsetError.
     """
     import datasets
 
     space = get_label_space(label_space) if label_space else None
     if isinstance(data, datasets.Dataset):
         name = (configs or [None])[0] or (data["config"][0] if "config" in data.column_names and len(data) else "data")
-        return {"source": "in-memory dataset", "split": split}, [_prepare(name, data, space, limit)]
+        part = _prepare(name, data, space, None if subset else limit)
+        return {"source": "in-memory dataset", "split": split}, [_restrict(part, subset, limit, "in-memory dataset")
+                                                                 if subset is not None else part]
     text = str(data)
     root = Path(text)
     if root.is_dir():
@@ -370,7 +378,9 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     wanted = _select(configs, available)
     parts = []
     with _quiet_datasets():  # one "Generating validation split" bar per config is noise; ours counts images
-        _open_each(wanted, loader, space, limit, unreadable, parts)
+        _open_each(wanted, loader, space, None if subset else limit, unreadable, parts)
+    if subset is not None:  # the subset's rows first, then the first `limit` of them
+        parts = [_restrict(p, subset, limit, text) for p in parts]
     if not parts:
         from .report import describe_unreadable
 
@@ -379,6 +389,18 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     if incomplete:  # scored on the shards present, and said in the table, the report and results.json
         source["incomplete"] = incomplete
     return source, parts
+
+
+def _restrict(part: ConfigData, subset, limit: int | None, where: str) -> ConfigData:
+    """The part's rows of `subset`'s images (SubsetError when the config lacks one), the first `limit` of them."""
+    import dataclasses
+
+    from ..subsets import keep_rows, restrict_rows
+
+    fix = f"generate the folder with --subset {subset.name} from a source that holds them all"
+    rows = keep_rows(part.image_ids, part.labels, subset, f"{where} config {part.name}", fix)[:limit]
+    return dataclasses.replace(part, dataset=restrict_rows(part.dataset, rows), labels=[part.labels[r] for r in rows],
+                               image_ids=[part.image_ids[r] for r in rows], severities=[part.severities[r] for r in rows])
 
 
 def _open_each(wanted, loader, space, limit, unreadable, parts) -> None:

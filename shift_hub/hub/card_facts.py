@@ -32,7 +32,7 @@ OWN_TAGS = ("distribution-shift", "robustness", "imagenet", folder.CARD_TAG)
 DEFAULTS = {"family": "?", "severity": None, "params": "?", "geometry": "?", "encoding": "?", "seed": "?",
             "version": "?", "source": "?", "ids_sha256": "?", "shards": "?", "written": "?", "skipped": "?",
             "converted": "?", "skip_reasons": [], "skipped_examples": [], "converted_examples": [],
-            "classes": "?", "top": [], "cite": [], "deviation": None, "noncommercial": False, "licenses": [],
+            "classes": "?", "top": [], "cite": [], "deviation": None, "noncommercial": False, "licenses": [], "licence_of": None,
             "thumbnail": 0, "photos": None, "foreign": False}
 
 
@@ -228,6 +228,8 @@ def source_kind(description: str) -> str:
 
 def weights_licences(spec) -> list[str]:
     """Hub licence ids of model weights a config was made with, as its registry entry states them."""
+    if spec.licence:
+        return [spec.licence]
     text = f"{spec.description} {spec.deviation or ''}"
     return sorted({m.group(0).lower().replace(" ", "-")  # "CC BY-NC-SA 4.0" -> "cc-by-nc-sa-4.0"
                    for m in _WEIGHTS_LICENCE.finditer(text)})
@@ -258,6 +260,7 @@ def config_facts(out: Path, name: str, stats: dict) -> dict:
         "deviation": one_line(spec.deviation) if spec and spec.deviation else None,
         "noncommercial": "non-commercial" in text,
         "licenses": weights_licences(spec) if spec else [],
+        "licence_of": spec.licence_of if spec and weights_licences(spec) else None,
         "thumbnail": 0,
     }
     if kind == "samples":

@@ -89,20 +89,21 @@ def licence_terms(facts_list: list[dict]) -> tuple[dict, list[str]]:
         sources = "; ".join(sorted(md_escape(f["source"]) for f in facts_list if source_kind(f["source"]) == kind))
         lines.append(f"- Images from {sources}: they keep their source's terms, which shift_hub cannot read from "
                      f"the files; ImageNet photos fall under the [ImageNet terms of access]({IMAGENET_TERMS}).")
-    by_licence: dict[str, list[str]] = {}
+    by_licence: dict[tuple[str, str], list[str]] = {}
     for f in facts_list:
+        made_with = f.get("licence_of") or "model weights"
         for lic in f.get("licenses") or (["non-commercial"] if f.get("noncommercial") else []):
-            by_licence.setdefault(lic, []).append(f"`{md_escape(f['name'])}`")
-    for lic, names in sorted(by_licence.items()):
+            by_licence.setdefault((lic, made_with), []).append(f"`{md_escape(f['name'])}`")
+    for (lic, made_with), names in sorted(by_licence.items()):
         if lic == "non-commercial":  # the registry says so without naming a licence
-            lines.append(f"- {', '.join(names)}: made with model weights released for non-commercial use only, "
+            lines.append(f"- {', '.join(names)}: made with {made_with} released for non-commercial use only, "
                          "so these images are for non-commercial use only.")
             continue
         ids.append(lic)
         terms = "non-commercial use only" + (", and share-alike" if "-sa" in lic else "") if "-nc" in lic \
             else "under the same terms"
-        lines.append(f"- {', '.join(names)}: made with model weights released under `{lic}`, so these images are "
-                     f"for {terms}.")
+        lines.append(f"- {', '.join(names)}: made with {md_escape(made_with)} released under `{lic}`, so these "
+                     f"images are for {terms}.")
     ids = sorted(set(ids)) or ["unknown"]
     data = {"license": ids[0] if len(ids) == 1 else ids}
     if "other" in ids:
@@ -221,7 +222,7 @@ _LABELS = {"severity": "severity", "params": "parameters", "geometry": "geometry
            "encoding": "encoding", "seed": "seed", "version": "shift_hub version", "source": "source",
            "ids_sha256": "image-id list SHA-256", "shards": "shards", "written": "images written",
            "skipped": "images skipped", "converted": "images converted", "classes": "classes present",
-           "top": "most frequent classes", "cite": "paper", "deviation": "deviation", "licenses": "weights licence"}
+           "top": "most frequent classes", "cite": "paper", "deviation": "deviation", "licenses": "licence"}
 
 
 def _fact_items(facts: dict, keys, context: dict) -> list[tuple[str, str]]:
