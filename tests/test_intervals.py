@@ -82,3 +82,42 @@ def test_a_group_mean_carries_the_interval_of_the_paired_mean():
     widths = [s["per_config"][c]["ci"]["top1"]["ci_high"] - s["per_config"][c]["ci"]["top1"]["ci_low"] for c in names]
     assert hi - lo < max(widths) * 1.2  # a mean of paired configs is no wider than its configs
     assert metrics.summarize(rows, names, bootstrap=500, seed=1)["summary"]["group_means"] == s["summary"]["group_means"]
+
+
+def test_the_report_plots_draw_each_bars_and_each_points_interval(tmp_path, monkeypatch):
+    import matplotlib.axes
+    import numpy as np
+
+    from shift_hub.evaluation import metrics, report
+
+    rng = np.random.default_rng(5)
+    names = ["clean", "gaussian_noise_1", "gaussian_noise_2", "gaussian_noise_3", "snow_1"]
+    rows = [{"image_id": f"i{i:03d}", "config": c, "scorable": True, "correct": bool(rng.random() < 0.8 - 0.1 * k),
+             "correct5": True, "confidence": 0.5, "label_space": "imagenet-1k", "targets": [0]}
+            for k, c in enumerate(names) for i in range(120)]
+    scored = metrics.summarize(rows, names, bootstrap=300, seed=0)
+    results = {"model": {"id": "m"}, "metrics": scored["per_config"], "summary": scored["summary"]}
+    seen = {}
+    real_barh, real_fill = matplotlib.axes.Axes.barh, matplotlib.axes.Axes.fill_between
+    def barh(ax, *a, **kw):
+        seen["xerr"] = kw.get("xerr")
+        return real_barh(ax, *a, **kw)
+
+    def fill_between(ax, *a, **kw):
+        seen.setdefault("bands", []).append(a)
+        return real_fill(ax, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "barh", barh)
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", fill_between)
+    report.plot_accuracy_per_shift(results, tmp_path / "bars.png")
+    lows, highs = seen["xerr"]
+    assert len(lows) == 3 and all(v > 0 for v in lows + highs)  # clean, gaussian_noise (3 sev.), snow
+    mean = scored["summary"]["group_means"]["gaussian_noise"]
+    value = 100 * mean["top1"]
+    assert abs(lows[1] - (value - 100 * mean["ci"]["top1"]["ci_low"])) < 1e-9  # the paired mean's interval
+    report.plot_accuracy_vs_severity(results, tmp_path / "curves.png")
+    assert len(seen["bands"]) == 2  # one band per curve (gaussian_noise, snow), clean's point first
+    off = metrics.summarize(rows, names, bootstrap=0)
+    seen.clear()
+    report.plot_accuracy_per_shift({**results, "metrics": off["per_config"], "summary": off["summary"]}, tmp_path / "b")
+    assert seen["xerr"] is None

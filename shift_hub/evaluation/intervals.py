@@ -71,14 +71,26 @@ def interval(samples: np.ndarray) -> dict | None:
     return {"ci_low": float(low), "ci_high": float(high)}
 
 
+def shift_severities(configs: Sequence[str]) -> dict[str, list[str]]:
+    """`gaussian_noise` -> its severity configs present (`gaussian_noise_1` ...): what a report bar averages."""
+    from ..registry import REGISTRY
+
+    out: dict[str, list[str]] = {}
+    for c in configs:
+        spec = REGISTRY.get(c)
+        if spec is not None and spec.severity is not None and c.endswith(f"_{spec.severity}"):
+            out.setdefault(c[: -len(f"_{spec.severity}")], []).append(c)
+    return out
+
+
 def group_means(per: dict, configs: Sequence[str], top1: np.ndarray, column: dict) -> dict:
-    """Mean top-1 over each registry group with two or more scored configs here (what eval.yaml's `<group>_top1`
-    reports), with the interval of that mean under the same resamples: paired, so it is narrower than the
-    configs' intervals combined."""
+    """Mean top-1 over each registry group, and over each shift's severities, with two or more scored configs
+    here (what eval.yaml's `<group>_top1` and the report's bars show), with the interval of that mean under the
+    same resamples: paired, so it is narrower than the configs' intervals combined."""
     from ..registry import groups
 
     out = {}
-    for group, names in groups().items():
+    for group, names in {**groups(), **shift_severities(configs)}.items():
         cols = [column[c] for c in names if c in column and np.isfinite(per[c]["top1"])]
         if len(cols) < 2:
             continue

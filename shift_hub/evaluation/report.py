@@ -275,13 +275,15 @@ def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
         bars.setdefault(info[name]["base"], []).append(100 * m["top1"])
     names = [f"{b} ({len(v)} sev.)" if len(v) > 1 else b for b, v in bars.items()]
     values = [sum(v) / len(v) for v in bars.values()]
+    xerr = _bar_errors(results, metrics, info, list(bars), values)
     colors = ["#555555" if n.startswith("clean") else "#1f77b4" for n in names]
     # sized for report.html's full-width column (PLOT_WIDTH_IN at 120 dpi): 10 pt text is ~17 px there;
     # horizontal bars so that many config names stay readable, one row each, top to bottom
     height = max(3.5, 0.3 * len(names) + 1.5)
     with plain_text_figure(path, figsize=(PLOT_WIDTH_IN, height), layout="constrained") as fig:
         ax = fig.subplots()
-        ax.barh(range(len(names)), values, color=colors)
+        ax.barh(range(len(names)), values, color=colors, **({"xerr": xerr, "error_kw": {"elinewidth": 1,
+                "capsize": 2, "ecolor": "#222222"}} if xerr is not None else {}))
         ax.set_yticks(range(len(names)), names, fontsize=10)
         ax.invert_yaxis()  # the first config (clean) on top
         for y, v in enumerate(values):
@@ -294,6 +296,25 @@ def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
     return Path(path)
 
 
+def _bar_errors(results: dict, metrics: dict, info: dict, bases: list[str], values: list[float]):
+    """(2, bars) distances from each bar to its 95 % interval (a single config's, or the paired interval of a
+    shift's severity mean), or None when the results carry no intervals; a bar without one gets none."""
+    means = results.get("summary", {}).get("group_means", {})
+    lows, highs, any_ci = [], [], False
+    for base, value in zip(bases, values):
+        names = [n for n in metrics if info[n]["base"] == base]
+        ci = (metrics[names[0]].get("ci") or {}).get("top1") if len(names) == 1 else \
+            (means.get(base, {}).get("ci") or {}).get("top1")
+        if ci:
+            any_ci = True
+            lows.append(max(0.0, value - 100 * ci["ci_low"]))
+            highs.append(max(0.0, 100 * ci["ci_high"] - value))
+        else:
+            lows.append(0.0)
+            highs.append(0.0)
+    return [lows, highs] if any_ci else None
+
+
 def plot_accuracy_vs_severity(results: dict, path: str | Path) -> Path | None:
     curves = results.get("summary", {}).get("accuracy_by_severity")
     if not curves:
@@ -304,6 +325,16 @@ def plot_accuracy_vs_severity(results: dict, path: str | Path) -> Path | None:
     return Path(path)
 
 
+def _severity_band(results: dict, name: str, points: dict, with_clean: bool):
+    """(lows, highs) in % for a severity curve from its configs' intervals (clean's first), or None."""
+    metrics = results["metrics"]
+    keys = (["clean"] if with_clean else []) + [f"{name}_{s}" for s in points]
+    cis = [(metrics.get(k, {}).get("ci") or {}).get("top1") for k in keys]
+    if not all(cis):
+        return None
+    return [100 * c["ci_low"] for c in cis], [100 * c["ci_high"] for c in cis]
+
+
 def _draw_severity_curves(ax, results: dict, curves: dict) -> None:
     import matplotlib.pyplot as plt
 
@@ -312,9 +343,12 @@ def _draw_severity_curves(ax, results: dict, curves: dict) -> None:
     lead_y = [100 * clean] if clean is not None else []
     colors = plt.cm.tab20.colors
     for i, (name, points) in enumerate(sorted(curves.items())):
-        ax.plot(lead + [int(s) for s in points], lead_y + [100 * v for v in points.values()], marker="o",
-                markersize=3, linewidth=1, alpha=0.8, color=colors[i % 20], linestyle="-" if i < 20 else "--",
-                label=name)
+        xs, ys = lead + [int(s) for s in points], lead_y + [100 * v for v in points.values()]
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, alpha=0.8, color=colors[i % 20],
+                linestyle="-" if i < 20 else "--", label=name)
+        band = _severity_band(results, name, points, clean is not None)
+        if band is not None:  # the 95 % interval of each point, as a light band around its curve
+            ax.fill_between(xs, band[0], band[1], color=colors[i % 20], alpha=0.12, linewidth=0)
     mean = results.get("summary", {}).get("imagenet_c", {}).get("error_by_severity")
     if mean:
         ax.plot(lead + [int(s) for s in mean], lead_y + [100 * (1 - e) for e in mean.values()], color="black",
