@@ -59,3 +59,60 @@ def list_source(items):
             return items[example.locator][2]
 
     return ListSource()
+
+
+# --- a real browser for the HTML outputs (report.html, leaderboard.html) ---------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium():
+    """Playwright's sync API and Debian's Chromium, or a skip that says which one is missing."""
+    import shutil
+
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install playwright): browser test skipped")
+    if not Path(CHROMIUM).is_file() and not shutil.which("chromium"):
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium): browser test skipped")
+    return sync_api, CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+
+
+# --- a devkit's metadata, for tests that build a devkit by hand ------------------------------------------------
+
+def devkit_meta(root: Path) -> None:
+    """ROOT/val/ and ROOT/data/meta_clsloc.mat whose CLS-LOC id k names the k-th WNID (1 -> n01440764)."""
+    from scipy.io import savemat
+
+    from shift_hub import classes
+
+    (root / "val").mkdir(parents=True)
+    (root / "data").mkdir()
+    synsets = np.zeros((1000,), dtype=[("ILSVRC2015_CLSLOC_ID", "O"), ("WNID", "O"), ("words", "O")])
+    for k, wnid in enumerate(classes.wnids(), 1):
+        synsets[k - 1] = (k, wnid, classes.lemmas()[wnid])
+    savemat(root / "data" / "meta_clsloc.mat", {"synsets": synsets})
+
+
+# --- stored bytes are the on-the-fly bytes ---------------------------------------------------------------------
+
+def assert_stored_bytes_are_shift_image(out: Path, configs: list[str], seed: int = 3, limit: int = 2) -> None:
+    """Generate `configs` from the samples into `out`; every stored image is `shift_image`'s bytes for its row."""
+    import datasets
+
+    from shift_hub import generate as engine, registry
+    from shift_hub.imaging import decode
+    from shift_hub.sources import open_source
+
+    engine.generate(configs, "samples", out, limit=limit, seed=seed, progress=False)
+    source = open_source("samples")
+    raw = {ex.image_id: decode(source.read(ex))[0] for ex in engine.plan_examples(source, limit=limit)}
+    for config in configs:
+        rows = datasets.load_dataset(str(out), config, split="validation")
+        rows = rows.cast_column("image", datasets.Image(decode=False))
+        assert len(rows) == limit
+        for row in rows:
+            expected = engine.shift_image(registry.get(config), raw[row["image_id"]], seed, row["image_id"])
+            assert row["image"]["bytes"] == expected, (config, row["image_id"])
+            assert row["severity"] == registry.get(config).severity

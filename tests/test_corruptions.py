@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import assert_stored_bytes_are_shift_image
 from PIL import Image
 
 from shift_hub import registry
@@ -164,24 +166,8 @@ def test_registry_entries():
 
 def test_on_the_fly_bytes_equal_generated_bytes(tmp_path):
     """shift_image (what the evaluator calls) gives the stored bytes, for random and deterministic configs."""
-    import datasets
-
-    from shift_hub import generate as engine
-    from shift_hub.imaging import decode
-    from shift_hub.sources import open_source
-
     configs = ["glass_blur_2", "frost_4", "motion_blur_5", "snow_1", "pixelate_3"]
-    engine.generate(configs, "samples", tmp_path, limit=2, seed=3, progress=False)
-    source = open_source("samples")
-    raw = {ex.image_id: decode(source.read(ex))[0] for ex in engine.plan_examples(source, limit=2)}
-    for config in configs:
-        rows = datasets.load_dataset(str(tmp_path), config, split="validation")
-        rows = rows.cast_column("image", datasets.Image(decode=False))
-        assert len(rows) == 2
-        for row in rows:
-            expected = engine.shift_image(registry.get(config), raw[row["image_id"]], 3, row["image_id"])
-            assert row["image"]["bytes"] == expected, (config, row["image_id"])
-            assert row["severity"] == registry.get(config).severity
+    assert_stored_bytes_are_shift_image(tmp_path, configs)
 
 
 def _photo(shape) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import digests, jpeg_bytes
+from conftest import assert_stored_bytes_are_shift_image, digests, jpeg_bytes
 from test_generate import ListSource  # picklable, for the worker pool
 from shift_hub import registry
 from shift_hub.params import BadParameter
@@ -242,24 +242,8 @@ def test_bytes_identical_across_worker_counts_and_order(tmp_path, photos):
 
 
 def test_on_the_fly_bytes_equal_generated_bytes(tmp_path):
-    import datasets
-
-    from shift_hub import generate as engine
-    from shift_hub.imaging import decode
-    from shift_hub.sources import open_source
-
     configs = ["inverse_sparkles_4", "blue_noise_sample_2", "plasma_noise_5", "single_frequency_greyscale_1",
                "cocentric_sine_waves_3"]
-    engine.generate(configs, "samples", tmp_path, limit=2, seed=3, progress=False)
-    source = open_source("samples")
-    raw = {ex.image_id: decode(source.read(ex))[0] for ex in engine.plan_examples(source, limit=2)}
-    for config in configs:
-        rows = datasets.load_dataset(str(tmp_path), config, split="validation")
-        rows = rows.cast_column("image", datasets.Image(decode=False))
-        assert len(rows) == 2
-        for row in rows:
-            expected = engine.shift_image(registry.get(config), raw[row["image_id"]], 3, row["image_id"])
-            assert row["image"]["bytes"] == expected, (config, row["image_id"])
-            assert row["severity"] == registry.get(config).severity
+    assert_stored_bytes_are_shift_image(tmp_path, configs)
     card = (tmp_path / "README.md").read_text()
     assert card.count("@inproceedings{mintun2021interaction") == 1

@@ -10,11 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from scipy.io import savemat
 
 import shift_hub
-from conftest import jpeg_bytes
-from shift_hub import classes
+from conftest import devkit_meta, jpeg_bytes
 from shift_hub.evaluation import imagenet_x
 from shift_hub.evaluation.intervals import interval, resample_weights
 
@@ -58,12 +56,7 @@ def _pick_images():
 def _make_devkit(root: Path, picked) -> Path:
     """val/ holds each picked image as a solid colour whose red level encodes its position (the stub reads it);
     the ground truth labels it as `picked` says, CLS-LOC id k naming the k-th WNID."""
-    (root / "val").mkdir(parents=True)
-    (root / "data").mkdir()
-    synsets = np.zeros((1000,), dtype=[("ILSVRC2015_CLSLOC_ID", "O"), ("WNID", "O"), ("words", "O")])
-    for k, wnid in enumerate(classes.wnids(), 1):
-        synsets[k - 1] = (k, wnid, classes.lemmas()[wnid])
-    savemat(root / "data" / "meta_clsloc.mat", {"synsets": synsets})
+    devkit_meta(root)
     truth = [1] * 50000
     for j, (stem, label, _, _) in enumerate(picked):
         truth[int(stem[-8:]) - 1] = label + 1

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CHROMIUM_ARGS, chromium
+
 from shift_hub.evaluation import leaderboard
 from shift_hub.evaluation.leaderboard_stats import INCOMPARABLE, NOT_SEPARATED, SEPARATED, UNTESTED
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HOSTILE = "<script>alert(1)</script>"
 
 # per config, which of the 40 images each model gets right. B is A with three noise images changed (noise on few
@@ -249,13 +248,7 @@ def test_page_is_self_contained_escaped_and_carries_the_marks(tmp_path):
     assert re.search(r'<td class="num" data-sort="61\.25">61\.25 <span class="pm">± \d+\.\d\d</span>', text)
 
 
-def _chromium():
-    """Playwright's sync API and Debian's Chromium, or a skip that says which one is missing."""
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed (pip install playwright): browser test skipped")
-    if not Path(CHROMIUM).is_file() and not shutil.which("chromium"):
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium): browser test skipped")
-    return sync_api, CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+_chromium = chromium
 
 
 def test_page_in_headless_chromium_sorts_and_shows_the_marks(three, tmp_path):

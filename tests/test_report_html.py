@@ -3,16 +3,14 @@ import base64
 import io
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from conftest import CHROMIUM_ARGS, chromium
+
 CONFIGS = ["clean", "gaussian_noise_3", "contrast_2"]
-CHROMIUM = "/usr/bin/chromium"
 ODD = "<i>odd"  # a config name that is HTML
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +100,7 @@ def test_gallery_unavailable_without_stored_images(tmp_path, kind, says):
     assert not _data_uris(text)
 
 
-def _chromium():
-    """Playwright's sync API and Debian's Chromium, or a skip that says which one is missing."""
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed (pip install playwright): browser test skipped")
-    if not Path(CHROMIUM).is_file() and not shutil.which("chromium"):
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium): browser test skipped")
-    return sync_api, CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+_chromium = chromium
 
 
 def test_report_in_headless_chromium(evaluated, tmp_path):

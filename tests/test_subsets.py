@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from scipy.io import savemat
 
 import shift_hub
-from conftest import REPO, jpeg_bytes, photo
+from conftest import devkit_meta, REPO, jpeg_bytes, photo
 from shift_hub import classes, subsets
 from shift_hub.cli import main
 from shift_hub.planning import plan_examples
@@ -27,12 +26,7 @@ def robustbench():
 def make_devkit(root, stems, wnid_of, labelled=None):
     """A devkit whose val/ holds `stems` (hard links to one tiny JPEG) and whose ground truth labels image N with
     `wnid_of(stem)`; the CLS-LOC ids map to WNIDs in index order (1 -> n01440764)."""
-    (root / "val").mkdir(parents=True)
-    (root / "data").mkdir()
-    synsets = np.zeros((1000,), dtype=[("ILSVRC2015_CLSLOC_ID", "O"), ("WNID", "O"), ("words", "O")])
-    for k, wnid in enumerate(classes.wnids(), 1):
-        synsets[k - 1] = (k, wnid, classes.lemmas()[wnid])
-    savemat(root / "data" / "meta_clsloc.mat", {"synsets": synsets})
+    devkit_meta(root)
     truth = [1] * 50000
     for stem in stems:
         truth[int(stem[-8:]) - 1] = classes.index_of(wnid_of(stem)) + 1
