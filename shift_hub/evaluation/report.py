@@ -286,8 +286,9 @@ def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
                 "capsize": 2, "ecolor": "#222222"}} if xerr is not None else {}))
         ax.set_yticks(range(len(names)), names, fontsize=10)
         ax.invert_yaxis()  # the first config (clean) on top
-        for y, v in enumerate(values):
-            ax.text(min(v, 100) + 0.8, y, f"{v:.1f}", va="center", fontsize=9)
+        for y, v in enumerate(values):  # the value after the bar's interval, so neither hides the other
+            ax.text(min(v + (xerr[1][y] if xerr is not None else 0.0), 100) + 0.8, y, f"{v:.1f}", va="center",
+                    fontsize=9)
         ax.set_xlabel("top-1 accuracy (%)", fontsize=11)
         ax.set_xlim(0, 110)  # room for the value written after a 100 % bar
         ax.set_xticks(range(0, 101, 20))
@@ -325,6 +326,9 @@ def plot_accuracy_vs_severity(results: dict, path: str | Path) -> Path | None:
     return Path(path)
 
 
+MAX_BANDS = 6  # more interval bands than this hide the curves: the table's ± values carry them instead
+
+
 def _severity_band(results: dict, name: str, points: dict, with_clean: bool):
     """(lows, highs) in % for a severity curve from its configs' intervals (clean's first), or None."""
     metrics = results["metrics"]
@@ -346,7 +350,7 @@ def _draw_severity_curves(ax, results: dict, curves: dict) -> None:
         xs, ys = lead + [int(s) for s in points], lead_y + [100 * v for v in points.values()]
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, alpha=0.8, color=colors[i % 20],
                 linestyle="-" if i < 20 else "--", label=name)
-        band = _severity_band(results, name, points, clean is not None)
+        band = _severity_band(results, name, points, clean is not None) if len(curves) <= MAX_BANDS else None
         if band is not None:  # the 95 % interval of each point, as a light band around its curve
             ax.fill_between(xs, band[0], band[1], color=colors[i % 20], alpha=0.12, linewidth=0)
     mean = results.get("summary", {}).get("imagenet_c", {}).get("error_by_severity")
@@ -357,7 +361,9 @@ def _draw_severity_curves(ax, results: dict, curves: dict) -> None:
     ax.set_ylabel("top-1 accuracy (%)", fontsize=11)
     ax.tick_params(labelsize=10)
     ax.set_ylim(0, 100)
-    ax.set_title(f"{results['model']['id']}: accuracy vs severity", fontsize=12)
+    banded = len(curves) <= MAX_BANDS and any(m.get("ci") for m in results["metrics"].values())
+    ax.set_title(f"{results['model']['id']}: accuracy vs severity"
+                 + (" (bands: 95 % intervals)" if banded else ""), fontsize=12)
     ax.legend(fontsize=9, ncol=1 if len(curves) <= 18 else 2, loc="upper left", bbox_to_anchor=(1.01, 1),
               borderaxespad=0, frameon=False)  # outside the axes: it never covers a line
 
