@@ -95,6 +95,9 @@ class ShiftSpec:
     # String columns this config's rows carry beyond the standard ones (e.g. ("partner_id",)); the shift then
     # returns (image, {column: value}). Configs that declare none keep the standard schema, byte for byte.
     extra_columns: tuple[str, ...] = ()
+    # A sequence config (ImageNet-P): the shift returns a list of frames; the row's `image` is frame 0 (so every
+    # reader of `image` still works) and its `frames` column holds all of them. Other configs keep their schema.
+    frames: bool = False
     # key -> Param: each parameter's declared type and domain (see shift_hub/params.py); every registry
     # parameter has one (tests/test_params.py), overrides are validated against it (validate_overrides).
     param_specs: Mapping = field(default_factory=dict)
@@ -817,10 +820,84 @@ def _backgrounds() -> list[ShiftSpec]:
 
 _BACKGROUNDS = _backgrounds()
 
+# ---- ImageNet-P (issue 27) -----------------------------------------------------------------------------
+SEQUENCES = "sequences"  # a need: ImageNet-P's 31-frame rows are generated on request, never by `all-cpu`
+_P_GEOMETRY = Geometry(resize_shorter=256)  # each frame is center-cropped to 224 by the shift itself
+_P_DEVIATION = ("Frames are stored as lossless PNG, where the release is x264 video (its compression is not "
+                "reproduced); random draws come from our generator per (seed, config, image id, frame), not "
+                "torch's or NumPy's global state.")
+# config suffix -> (function, params, what frame i is, frame count, group); the group says which of the original's
+# sets it is: the test perturbations, their harder difficulties, or the validation perturbations
+IMAGENET_P_SEQUENCES: dict[str, tuple[str, dict, str, int, str]] = {
+    "gaussian_noise": ("gaussian_noise", dict(sigma=0.03), "frame 0 the crop, frame i > 0 the crop plus fresh "
+                       "Gaussian noise of std {sigma} (ToTensor scale), clamped", 31, "imagenet_p"),
+    "gaussian_noise_2": ("gaussian_noise", dict(sigma=0.05), "as gaussian_noise with std {sigma} (difficulty 2)",
+                         31, "imagenet_p_harder"),
+    "gaussian_noise_3": ("gaussian_noise", dict(sigma=0.08), "as gaussian_noise with std {sigma} (difficulty 3)",
+                         31, "imagenet_p_harder"),
+    "shot_noise": ("shot_noise", dict(rate=300.0), "frame 0 the crop, frame i > 0 fresh Poisson(x * {rate}) / {rate}",
+                   31, "imagenet_p"),
+    "shot_noise_2": ("shot_noise", dict(rate=120.0), "as shot_noise with rate {rate} (difficulty 2)", 31,
+                     "imagenet_p_harder"),
+    "shot_noise_3": ("shot_noise", dict(rate=60.0), "as shot_noise with rate {rate} (difficulty 3)", 31,
+                     "imagenet_p_harder"),
+    "motion_blur": ("motion_blur", dict(radius=10, sigma=3.0), "frame i the crop motion-blurred (ImageMagick's "
+                    "MotionBlurImage as Wand ran it, our equivalent; radius {radius}, sigma {sigma}) at angle "
+                    "(i - 30) * 4", 31, "imagenet_p"),
+    "zoom_blur": ("zoom_blur", dict(step=0.004), "frame i the mean of the crops of the 256 image zoomed by "
+                  "1 + {step} * j, j = 0..i (bilinear); frame 0 the crop", 31, "imagenet_p"),
+    "snow": ("snow", dict(radius=14, sigma=4.0), "one snow layer per sequence, motion-blurred (radius {radius}, "
+             "sigma {sigma}) at angle i * 4 - 150 over the whitened crop: the snow moves", 31, "imagenet_p"),
+    "brightness": ("brightness", dict(percent=2), "frame i the crop with its HSV value shifted by (i - 15) * "
+                   "{percent} / 100", 31, "imagenet_p"),
+    "translate": ("translate", dict(pixels=20), "frame i the 256 image shifted right by i - {pixels} px "
+                  "(nearest), then cropped", 41, "imagenet_p"),
+    "rotate": ("rotate", dict(degrees=15), "frame i the 256 image rotated clockwise by i - {degrees} degrees "
+               "(bilinear, torchvision 0.2's affine), then cropped", 31, "imagenet_p"),
+    "tilt": ("tilt", dict(degrees=15), "frame i the 256 image tilted by i - {degrees} degrees about both axes "
+             "(the original's homography, cv2.warpPerspective), then cropped", 31, "imagenet_p"),
+    "scale": ("scale", dict(start=40.0, step=2.5), "frame i the 256 image zoomed by (i * {step} + {start}) / 100 "
+              "about its centre (bilinear), then cropped", 31, "imagenet_p"),
+    "speckle_noise": ("speckle_noise", dict(scale=0.05), "frame 0 the crop, frame i > 0 the crop x plus x times "
+                      "fresh Gaussian noise of std {scale}", 31, "imagenet_p_extra"),
+    "speckle_noise_2": ("speckle_noise", dict(scale=0.10), "as speckle_noise with std {scale} (difficulty 2)", 31,
+                        "imagenet_p_extra"),
+    "speckle_noise_3": ("speckle_noise", dict(scale=0.15), "as speckle_noise with std {scale} (difficulty 3)", 31,
+                        "imagenet_p_extra"),
+    "gaussian_blur": ("gaussian_blur", dict(start=0.25, step=0.035), "frame i the crop Gaussian-blurred with sigma "
+                      "{start} + {step} * i (skimage's gaussian, truncate 6)", 31, "imagenet_p_extra"),
+    "spatter": ("spatter", dict(loc=0.65, scale=0.27, sigma=3.7, threshold=0.69), "one liquid layer per sequence "
+                "(N({loc}, {scale}) blurred with sigma {sigma}, below {threshold} dropped) drawn as pale turquoise "
+                "water over the crop, dripping down one step a frame", 31, "imagenet_p_extra"),
+    "shear": ("shear", dict(degrees=15), "frame i the 256 image sheared by i - {degrees} degrees (bilinear, "
+              "torchvision 0.2's affine), then cropped", 31, "imagenet_p_extra"),
+}
+_P_PARAM_HELP = "choose another imagenet_p_* config to change it"
+
+
+def _imagenet_p() -> list[ShiftSpec]:
+    specs = []
+    kinds = {"imagenet_p": "test", "imagenet_p_harder": "harder test", "imagenet_p_extra": "validation"}
+    for suffix, (fn, params, what, count, group) in IMAGENET_P_SEQUENCES.items():
+        specs.append(ShiftSpec(
+            name=f"imagenet_p_{suffix}", family="imagenet_p", fn=f"shift_hub.shifts.imagenet_p:{fn}",
+            description=f"ImageNet-P {suffix} ({kinds[group]} perturbation), a sequence of "
+            f"{count} 224x224 frames from the image resized to shorter side 256: " + what.format(**params)
+            + ". Each frame is center-cropped 224 as the original. The paper scores it by flip probability and top-5 "
+            "distance.",
+            citation=IMAGENET_C_BIBTEX, geometry=_P_GEOMETRY, encoding=PNG, frames=True,
+            params={k: Param(type(v), v, fixed=True, help=_P_PARAM_HELP) for k, v in params.items()},
+            needs=frozenset({SEQUENCES}), group=group,
+            deviation=_P_DEVIATION))
+    return specs
+
+
+_IMAGENET_P = _imagenet_p()
+
 # Each family contributes its entries here; nothing else enumerates shifts.
 REGISTRY: dict[str, ShiftSpec] = {spec.name: spec for spec in [*_CLEAN, *_IMAGENET_C, *_CARTOON, *_DRAWING, *_TOON,
                                                                *_XIMAGENET12, *_IMAGENET_C_BAR, *_IMAGENET_3DCC_2D,
-                                                               *_WATERMARK, *_BACKGROUNDS]}
+                                                               *_WATERMARK, *_BACKGROUNDS, *_IMAGENET_P]}
 
 
 class UnknownConfig(KeyError):

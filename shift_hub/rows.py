@@ -49,9 +49,26 @@ def shift_image(spec: ShiftSpec, image: np.ndarray, seed: int, image_id: str,
     """
     if spec.batched:
         raise GenerationError(f"{spec.name} is a batched (GPU) shift; use its model through generate()")
+    if spec.frames:
+        raise GenerationError(f"{spec.name} is a sequence of frames, not one image; generate it with "
+                              f"`shift-hub generate {spec.name}` and read its `frames` column")
     arr, _ = split_columns(spec, apply_shift(spec, imaging.apply_geometry(image, spec.geometry), seed, image_id,
                                              **extra))
     return imaging.encode(np.ascontiguousarray(arr), encoding or spec.encoding)
+
+
+def encode_output(spec: ShiftSpec, example: Example, out, encoding: Encoding, columns: dict) -> tuple[bytes, dict]:
+    """(the `image` bytes, the row's extra columns): for a sequence config (ShiftSpec.frames) `out` is its
+    frames, `image` is frame 0 and the `frames` column holds every frame, each encoded alone."""
+    if not spec.frames:
+        return imaging.encode(np.ascontiguousarray(out), encoding), columns
+    if not isinstance(out, list) or not out:
+        raise GenerationError(f"{spec.name}: its shift returned {type(out).__name__}, a sequence config's shift "
+                              "returns a non-empty list of frames")
+    frames = [imaging.encode(np.ascontiguousarray(f), encoding) for f in out]
+    ext = imaging.extension(encoding)
+    stored = [{"bytes": data, "path": f"{example.image_id}_{i:02d}.{ext}"} for i, data in enumerate(frames)]
+    return frames[0], {**columns, "frames": stored}
 
 
 def row(spec: ShiftSpec, example: Example, data: bytes, encoding: Encoding, columns: dict | None = None) -> dict:
@@ -151,7 +168,7 @@ def _apply_all(jobs, source, reports, add, ex: Example, arr: np.ndarray, clock: 
             out = apply_shift(spec, shaped.copy() if len(jobs) > 1 else shaped, job.seed, ex.image_id, **extra)
             out, columns = split_columns(spec, out)
             clock.lap("shift", report)
-            data = imaging.encode(np.ascontiguousarray(out), job.encoding)
+            data, columns = encode_output(spec, ex, out, job.encoding, columns)
             clock.lap("encode", report)
         except imaging.BadImage as exc:  # includes masks.MaskUnavailable
             report.skipped.append({"image_id": ex.image_id, "reason": str(exc)})

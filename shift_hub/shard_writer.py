@@ -22,7 +22,8 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # the disk
 
 
 def features(spec=None):
-    """The row schema; a config that declares extra columns (ShiftSpec.extra_columns) has them last, as text."""
+    """The row schema; a config that declares extra columns (ShiftSpec.extra_columns) has them last, as text,
+    and a sequence config (ShiftSpec.frames) ends with its `frames`, a list of images."""
     import datasets
 
     from . import classes
@@ -35,6 +36,7 @@ def features(spec=None):
         "config": datasets.Value("string"),
         "severity": datasets.Value("int8"),
         **{name: datasets.Value("string") for name in (spec.extra_columns if spec is not None else ())},
+        **({"frames": datasets.List(datasets.Image())} if spec is not None and spec.frames else {}),
     })
 
 

@@ -79,24 +79,27 @@ _NEEDS_WORDS = {  # why a config is not in `all-cpu`, and how to generate it
     "weights": "need files not shipped (cartoon: --weights; drawing_pattern_*: --set pattern=FILE; watermark: the "
                "font of pip install 'shift-hub[watermark]'): generate them with `shift-hub generate`, then evaluate "
                "that folder",
+    "sequences": "are ImageNet-P frame sequences (31 or 41 frames a row): generate them with `shift-hub generate "
+                 "imagenet_p` (evaluate does not score them yet)",
 }
 
 
 def _left_out_of_all_cpu() -> list[str]:
     """One phrase per reason: the configs `all-cpu` leaves out (they need masks, weights or a GPU)."""
-    from ..registry import MASKS, REGISTRY, WEIGHTS
+    from ..registry import MASKS, REGISTRY, SEQUENCES, WEIGHTS
 
     by_reason: dict[tuple[str, str], list[str]] = {}
     for spec in REGISTRY.values():
         if spec.needs:
-            reason = MASKS if MASKS in spec.needs else WEIGHTS
-            named = _FAMILY_WORDS.get(spec.family, "") if reason == MASKS else ""
+            reason = next((n for n in (MASKS, SEQUENCES) if n in spec.needs), WEIGHTS)
+            named = _FAMILY_WORDS.get(spec.family, "") if reason != WEIGHTS else ""
             by_reason.setdefault((reason, named), []).append(spec.name)
     return [f"{len(names)} {named}config(s) ({', '.join(names)}) {_NEEDS_WORDS[reason]}"
             for (reason, named), names in by_reason.items()]
 
 
-_FAMILY_WORDS = {"ximagenet": "XImageNet-12 ", "backgrounds": "Backgrounds Challenge "}  # the mask families, named
+_FAMILY_WORDS = {"ximagenet": "XImageNet-12 ", "backgrounds": "Backgrounds Challenge ",  # the families, named
+                 "imagenet_p": "ImageNet-P "}
 
 
 def _warn_left_out() -> None:
@@ -106,6 +109,16 @@ def _warn_left_out() -> None:
 
     for phrase in _left_out_of_all_cpu():
         logging.getLogger("shift_hub").warning(f"left out of the generated data: {phrase}")
+
+
+def _refuse_sequences_asked(configs) -> None:
+    """ImageNet-P configs (or their groups) named in `configs` fail in one line: evaluate does not score
+    frame sequences yet (runner.refuse_sequences, which also guards configs found in the data)."""
+    from ..registry import groups
+    from .runner import refuse_sequences
+
+    grouped = groups()
+    refuse_sequences([n for name in (configs or []) for n in grouped.get(name, [name])])
 
 
 def _check_data(data, on_the_fly: bool) -> None:
@@ -163,6 +176,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
 
     _check_options(batch_size, num_workers, limit)
     _check_data(data, on_the_fly)
+    _refuse_sequences_asked(configs)  # before any model is loaded or any data generated
     chosen = _load_subset(subset)  # a bad list fails before any model is loaded
     from .models import check_offline_availability
 

@@ -354,6 +354,7 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     space = get_label_space(label_space) if label_space else None
     if isinstance(data, datasets.Dataset):
         name = (configs or [None])[0] or (data["config"][0] if "config" in data.column_names and len(data) else "data")
+        refuse_sequences([name], has_frames="frames" in data.column_names)
         part = _prepare(name, data, space, None if subset else limit)
         return {"source": "in-memory dataset", "split": split}, [_restrict(part, subset, limit, "in-memory dataset")
                                                                  if subset is not None else part]
@@ -376,6 +377,10 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     if not available:
         raise DataError(f"{text}: no configs found (expected <config>/{split}-*.parquet)")
     wanted = _select(configs, available)
+    if configs or unreadable is None:
+        refuse_sequences(wanted)
+    else:  # "every config in the data": the sequences are left out and said, the rest still scored
+        wanted = _leave_out_sequences(wanted, unreadable)
     parts = []
     with _quiet_datasets():  # one "Generating validation split" bar per config is noise; ours counts images
         _open_each(wanted, loader, space, None if subset else limit, unreadable, parts)
@@ -442,6 +447,34 @@ def _checked_load(loader, config: str):
         if "no data" in str(exc):  # datasets' message for a split with zero rows
             raise DataError(f"config {config!r} is empty: nothing to evaluate") from None
         raise DataError(f"cannot load config {config!r}: {exc}") from None
+
+
+def refuse_sequences(names: list[str], has_frames: bool = False) -> None:
+    """ImageNet-P configs are sequences scored by flip probability, which evaluate does not compute yet:
+    scoring their `image` (frame 0) as if it were the config would be a wrong number, so they are refused."""
+    from ..registry import REGISTRY
+
+    sequences = [n for n in names if n in REGISTRY and REGISTRY[n].frames] or (list(names[:1]) if has_frames else [])
+    if sequences:
+        raise DataError(f"{_shown(sequences)}: ImageNet-P frame sequences, whose flip probability and top-5 distance "
+                        "evaluate does not compute yet (scoring frame 0 alone would be a wrong number); name the "
+                        "other configs with --configs (configs= in Python)")
+
+
+def _leave_out_sequences(wanted: list[str], unreadable: dict) -> list[str]:
+    """`wanted` without its ImageNet-P configs, each recorded in `unreadable` with why it is not scored."""
+    from ..registry import REGISTRY
+
+    kept = []
+    for name in wanted:
+        if name in REGISTRY and REGISTRY[name].frames:
+            unreadable.setdefault(name, {})["files"] = [{"file": None, "reason": SEQUENCES_NOT_SCORED}]
+        else:
+            kept.append(name)
+    return kept
+
+
+SEQUENCES_NOT_SCORED = "an ImageNet-P frame sequence: evaluate does not compute flip probability yet"
 
 
 def _select(configs, available: list[str]) -> list[str]:
