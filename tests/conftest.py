@@ -116,3 +116,13 @@ def assert_stored_bytes_are_shift_image(out: Path, configs: list[str], seed: int
             expected = engine.shift_image(registry.get(config), raw[row["image_id"]], seed, row["image_id"])
             assert row["image"]["bytes"] == expected, (config, row["image_id"])
             assert row["severity"] == registry.get(config).severity
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """The local Hub server (tests/hub_server.py), one per test module."""
+    from hub_server import HubServer
+
+    server = HubServer().start()
+    yield server
+    server.stop()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from hub_server import HubServer, client_env
+from hub_server import client_env
 from shift_hub import folder
 from shift_hub.generate import generate
 from shift_hub.hub import card_facts, cards, legacy_card, push
@@ -36,13 +36,6 @@ def out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("facts") / "shift_hub"
     generate(["clean", "gaussian_noise_1"], "samples", out, limit=2, progress=False)
     return out
-
-
-@pytest.fixture(scope="module")
-def hub():
-    server = HubServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture()

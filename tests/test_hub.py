@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from hub_server import HubServer, client_env
+from hub_server import client_env
 from shift_hub.generate import generate
 from shift_hub.hub import card_facts, cards, legacy_card
 
@@ -34,13 +34,6 @@ def out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gen") / "shift_hub"
     generate(["clean", "clean_full"], "samples", out, limit=3, progress=False)
     return out
-
-
-@pytest.fixture(scope="module")
-def hub():
-    server = HubServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture()

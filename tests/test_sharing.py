@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import yaml
 
-from hub_server import HubServer
 from shift_hub.evaluation import eval_results, leaderboard
 from shift_hub.hub import eval_yaml
 
@@ -60,13 +59,6 @@ def models(tmp_path_factory) -> Path:
     save_file(state, str(root / "squeezenet.safetensors"))
     torch.save(state, root / "squeezenet.pth")
     return root
-
-
-@pytest.fixture(scope="module")
-def hub():
-    server = HubServer().start()
-    yield server
-    server.stop()
 
 
 def _env(hub, home: Path) -> dict:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO
-from hub_server import HubServer, client_env
+from hub_server import client_env
 from shift_hub.generate import generate
 
 TOKEN = "hf_trustHUBtokenForTests0123456789"
@@ -32,13 +32,6 @@ def out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gen") / "shift_hub"
     generate(["clean"], "samples", out, limit=3, progress=False)
     return out
-
-
-@pytest.fixture(scope="module")
-def hub():
-    server = HubServer().start()
-    yield server
-    server.stop()
 
 
 def hub_env(endpoint: str, home: Path, xet_switch: bool = True) -> dict:

@@ -814,6 +814,22 @@ def elastic_transform(image, rng, severity: int) -> np.ndarray:
 _SPATTER_EMBOSS = np.float32([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
 
 
+def water_mask(liquid: np.ndarray, intensity: float) -> np.ndarray:
+    """The embossed water of a liquid layer, peak-scaled to `intensity`: make_imagenet_c.py's water spatter (and
+    ImageNet-P's spatter frames)."""
+    liquid8 = (liquid * 255).astype(np.uint8)
+    dist = cv2.distanceTransform(255 - cv2.Canny(liquid8, 50, 150), cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
+    dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, _SPATTER_EMBOSS), (3, 3)).astype(np.float32)
+    m = liquid8 * dist
+    peak = m.max()
+    if peak > 0:  # the original divides by zero here (a layer with no water)
+        m /= peak
+    m *= np.float32(intensity)
+    return m
+
+
 def spatter(image, rng, severity: int) -> np.ndarray:
     p = SPATTER[severity - 1]
     x = np.asarray(image, dtype=np.float32)
@@ -822,16 +838,7 @@ def spatter(image, rng, severity: int) -> np.ndarray:
     liquid = _gaussian(liquid, p.sigma)
     np.copyto(liquid, 0.0, where=liquid < p.threshold)
     if p.mud == 0:
-        liquid8 = (liquid * 255).astype(np.uint8)
-        dist = cv2.distanceTransform(255 - cv2.Canny(liquid8, 50, 150), cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
-        dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, _SPATTER_EMBOSS), (3, 3)).astype(np.float32)
-        m = liquid8 * dist
-        peak = m.max()
-        if peak > 0:  # the original divides by zero here (never seen at 224)
-            m /= peak
-        m *= np.float32(p.intensity)
+        m = water_mask(liquid, p.intensity)
         water = m[..., None] * (np.asarray(WATER_RGB) / 255.0).astype(np.float32)
         water += x
         return _unit_to_uint8(water)

@@ -217,18 +217,9 @@ _DRIP = np.array([0.05, 0.1, 0.15, 0.7])
 
 def _water(liquid: np.ndarray) -> np.ndarray:
     """The embossed water mask of a liquid layer, as ImageNet-C's water spatter makes it, peak-scaled to 0.6."""
-    import cv2
+    from .corruptions import water_mask
 
-    liquid8 = (liquid * 255).astype(np.uint8)
-    dist = cv2.distanceTransform(255 - cv2.Canny(liquid8, 50, 150), cv2.DIST_L2, 5)
-    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-    dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
-    dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, _SPATTER_EMBOSS), (3, 3)).astype(np.float32)
-    m = liquid8 * dist
-    peak = m.max()
-    if peak > 0:  # the original divides by zero here (a layer with no water)
-        m /= peak
-    return m * np.float32(0.6)
+    return water_mask(liquid, 0.6)
 
 
 def spatter(image, rng, loc: float, scale: float, sigma: float, threshold: float) -> list[np.ndarray]:
