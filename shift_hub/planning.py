@@ -82,6 +82,7 @@ def plan_jobs(spec: ShiftSpec, examples: list[Example], out: Path, seed: int, en
 GROUP_BUFFER_BYTES = 192 * 2**20  # encoded rows a group's open writers may hold at once (one row group each): peak
 # worker RSS 950 MB at 256 MB on ImageNet-C's 95 configs over 230 synthetic photos (830 MB with one config per group)
 _TYPICAL_PIXELS = 500 * 375  # ImageNet's usual photo, for configs stored at the source's size
+_MAX_FRAMES = 41  # ImageNet-P's longest sequence (translate)
 _BYTES_PER_PIXEL = {"JPEG": 0.6, "PNG": 2.4}  # encoded bytes per pixel, generous (noise compresses badly)
 
 
@@ -89,7 +90,8 @@ def row_group_bytes(job: ShardJob) -> float:
     """About how many bytes one row group of this job's shard holds before it is written."""
     g = job.spec.geometry
     pixels = g.center_crop ** 2 if g.center_crop else min(_TYPICAL_PIXELS, (g.max_shorter or 10**6) ** 2 * 4 // 3)
-    return ROW_GROUP * pixels * _BYTES_PER_PIXEL.get(job.encoding.format, 2.4)
+    frames = _MAX_FRAMES if job.spec.frames else 1  # a sequence config's row holds every frame
+    return ROW_GROUP * pixels * frames * _BYTES_PER_PIXEL.get(job.encoding.format, 2.4)
 
 
 def group_jobs(jobs: list[ShardJob]) -> list[JobGroup]:

@@ -156,3 +156,11 @@ def test_a_source_that_cannot_reach_the_workers_fails_in_one_line_instead_of_han
     with pytest.raises(engine.GenerationError, match="cannot be sent to worker processes.*--num-proc 1"):
         engine.generate(["clean"], source, tmp_path / "out", shard_size=1, num_proc=2, progress=False)
     assert not list((tmp_path / "out").glob("*/*.parquet"))
+
+
+def test_sequence_configs_are_budgeted_by_their_frames():
+    """A row of an ImageNet-P config holds 31-41 frames: two such configs' open row groups exceed a group's
+    budget, so each runs alone instead of twenty sharing one group's memory."""
+    groups = planning.group_jobs(_plan(10, 1000, ["imagenet_p", "clean"]))
+    sequences = [g for g in groups if any(j.spec.frames for j in g.jobs)]
+    assert sequences and all(len([j for j in g.jobs if j.spec.frames]) == 1 for g in sequences)
