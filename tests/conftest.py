@@ -1,5 +1,6 @@
 import hashlib
 import io
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,27 @@ def chromium():
     if not Path(CHROMIUM).is_file() and not shutil.which("chromium"):
         pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium): browser test skipped")
     return sync_api, CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+
+
+@contextmanager
+def browser_page(url: str):
+    """A 1280x900 page of a real headless Chromium at `url`; leaving it checks that the page logged no error and
+    fetched nothing but file: and data: URLs (self-contained, opens offline)."""
+    sync_api, executable = chromium()
+    requests, problems = [], []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(url, wait_until="load")
+            yield page
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
 
 
 # --- a devkit's metadata, for tests that build a devkit by hand ------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHROMIUM_ARGS, chromium
+from conftest import browser_page
 
 from shift_hub.evaluation import leaderboard
 from shift_hub.evaluation.leaderboard_stats import INCOMPARABLE, NOT_SEPARATED, SEPARATED, UNTESTED
@@ -248,47 +248,30 @@ def test_page_is_self_contained_escaped_and_carries_the_marks(tmp_path):
     assert re.search(r'<td class="num" data-sort="61\.25">61\.25 <span class="pm">± \d+\.\d\d</span>', text)
 
 
-_chromium = chromium
-
-
 def test_page_in_headless_chromium_sorts_and_shows_the_marks(three, tmp_path):
-    sync_api, executable = _chromium()
     _, paths = leaderboard.leaderboard(three, tmp_path / "board")
-    requests, problems = [], []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.goto(paths["leaderboard_html"].resolve().as_uri(), wait_until="load")
+    with browser_page(paths["leaderboard_html"].resolve().as_uri()) as page:
+        def models():
+            return page.eval_on_selector_all("#ranking tbody tr", "rs => rs.map(r => r.cells[1].textContent)")
 
-            def models():
-                return page.eval_on_selector_all("#ranking tbody tr", "rs => rs.map(r => r.cells[1].textContent)")
+        assert models() == ["org/b", "org/a", "org/c"]  # as ranked
+        mark = page.locator("#ranking tbody tr", has_text="org/a").locator(".mark")
+        assert mark.is_visible() and mark.text_content() == "="
+        assert "not separated from #1" in mark.get_attribute("title")
+        assert page.locator("#ranking .mark").count() == 1  # only the unseparated rank
+        marks = page.locator("#marks")
+        assert marks.is_visible() and "not separated from #1" in marks.inner_text()
 
-            assert models() == ["org/b", "org/a", "org/c"]  # as ranked
-            mark = page.locator("#ranking tbody tr", has_text="org/a").locator(".mark")
-            assert mark.is_visible() and mark.text_content() == "="
-            assert "not separated from #1" in mark.get_attribute("title")
-            assert page.locator("#ranking .mark").count() == 1  # only the unseparated rank
-            marks = page.locator("#marks")
-            assert marks.is_visible() and "not separated from #1" in marks.inner_text()
-
-            header = page.locator("#ranking thead th", has_text="imagenet_c_mce")
-            header.click()  # ascending: lowest mCE first
-            assert models() == ["org/b", "org/a", "org/c"] and header.get_attribute("aria-sort") == "ascending"
-            header.click()
-            assert models() == ["org/c", "org/a", "org/b"]
-            page.locator("#ranking thead th", has_text="model").click()
-            assert models() == ["org/a", "org/b", "org/c"]
-            cells = page.eval_on_selector_all("#ranking tbody tr", "rs => rs.map(r => r.cells[7].textContent)")
-            assert all(" ± " in c for c in cells), cells  # mean shifted top-1 with its interval
-            assert page.locator("#pairs tbody tr").count() == 3 and page.locator("#er-plot").is_visible()
-            width = page.eval_on_selector("#er-plot", "i => i.naturalWidth")
-            assert width > 0
-            page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
-        finally:
-            browser.close()
-    assert not problems, problems
-    assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
+        header = page.locator("#ranking thead th", has_text="imagenet_c_mce")
+        header.click()  # ascending: lowest mCE first
+        assert models() == ["org/b", "org/a", "org/c"] and header.get_attribute("aria-sort") == "ascending"
+        header.click()
+        assert models() == ["org/c", "org/a", "org/b"]
+        page.locator("#ranking thead th", has_text="model").click()
+        assert models() == ["org/a", "org/b", "org/c"]
+        cells = page.eval_on_selector_all("#ranking tbody tr", "rs => rs.map(r => r.cells[7].textContent)")
+        assert all(" ± " in c for c in cells), cells  # mean shifted top-1 with its interval
+        assert page.locator("#pairs tbody tr").count() == 3 and page.locator("#er-plot").is_visible()
+        width = page.eval_on_selector("#er-plot", "i => i.naturalWidth")
+        assert width > 0
+        page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from conftest import CHROMIUM_ARGS, chromium
+from conftest import browser_page
 
 CONFIGS = ["clean", "gaussian_noise_3", "contrast_2"]
 ODD = "<i>odd"  # a config name that is HTML
@@ -100,56 +100,39 @@ def test_gallery_unavailable_without_stored_images(tmp_path, kind, says):
     assert not _data_uris(text)
 
 
-_chromium = chromium
-
-
 def test_report_in_headless_chromium(evaluated, tmp_path):
-    sync_api, executable = _chromium()
     _, results_dir = evaluated
     page_url = (results_dir / "report.html").resolve().as_uri()
-    requests, problems = [], []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.goto(page_url, wait_until="load")
+    with browser_page(page_url) as page:
+        listed = page.eval_on_selector_all("#config-table tbody tr", "rs => rs.map(r => r.cells[0].textContent)")
+        assert sorted(listed) == sorted(CONFIGS)
+        shown = page.eval_on_selector_all("#gallery [data-config]", "ds => ds.map(d => d.dataset.config)")
+        assert sorted(shown) == sorted(CONFIGS)
+        images = page.eval_on_selector_all("img", "is => is.map(i => [i.complete, i.naturalWidth])")
+        assert len(images) == 2 + 3 + 12 and all(done and width > 0 for done, width in images), images
 
-            listed = page.eval_on_selector_all("#config-table tbody tr", "rs => rs.map(r => r.cells[0].textContent)")
-            assert sorted(listed) == sorted(CONFIGS)
-            shown = page.eval_on_selector_all("#gallery [data-config]", "ds => ds.map(d => d.dataset.config)")
-            assert sorted(shown) == sorted(CONFIGS)
-            images = page.eval_on_selector_all("img", "is => is.map(i => [i.complete, i.naturalWidth])")
-            assert len(images) == 2 + 3 + 12 and all(done and width > 0 for done, width in images), images
+        def column(i):
+            return page.eval_on_selector_all("#config-table tbody tr",
+                                             f"rs => rs.map(r => r.cells[{i}].textContent)")
 
-            def column(i):
-                return page.eval_on_selector_all("#config-table tbody tr",
-                                                 f"rs => rs.map(r => r.cells[{i}].textContent)")
+        header = page.locator("#config-table thead th", has_text="config")
+        header.click()
+        assert column(0) == sorted(CONFIGS)
+        assert header.get_attribute("aria-sort") == "ascending"
+        header.click()
+        assert column(0) == sorted(CONFIGS, reverse=True)
+        top1 = page.locator("#config-table thead th", has_text="top-1 %")
+        top1.click()
+        top1.click()  # second click: descending
+        values = [float(v.split(" ± ")[0]) for v in column(3)]  # "87.50 ± 18.8": sorted by the estimate
+        assert values == sorted(values, reverse=True) and column(0)[0] == "clean"
+        assert all(" ± " in v for v in column(3))  # every top-1 carries its interval
+        page.locator("#config-table thead th", has_text="ECE %").click()
+        values = [float(v) for v in column(7)]
+        assert values == sorted(values)
 
-            header = page.locator("#config-table thead th", has_text="config")
-            header.click()
-            assert column(0) == sorted(CONFIGS)
-            assert header.get_attribute("aria-sort") == "ascending"
-            header.click()
-            assert column(0) == sorted(CONFIGS, reverse=True)
-            top1 = page.locator("#config-table thead th", has_text="top-1 %")
-            top1.click()
-            top1.click()  # second click: descending
-            values = [float(v.split(" ± ")[0]) for v in column(3)]  # "87.50 ± 18.8": sorted by the estimate
-            assert values == sorted(values, reverse=True) and column(0)[0] == "clean"
-            assert all(" ± " in v for v in column(3))  # every top-1 carries its interval
-            page.locator("#config-table thead th", has_text="ECE %").click()
-            values = [float(v) for v in column(7)]
-            assert values == sorted(values)
-
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 0
-    assert not problems, problems
-    assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
 
 
 MANY_CONFIGS_BOUND = 1_200_000  # bytes; the 101 configs x 4 sample photos below measured 0.95 MB (4.7 MB before
@@ -215,33 +198,20 @@ def test_many_config_page_is_small_and_has_the_ce_table(many_configs, tmp_path):
 
 def test_many_config_page_in_headless_chromium(many_configs, tmp_path):
     """The folded gallery opens on demand, the CE table sorts on its own columns, and nothing is fetched."""
-    sync_api, executable = _chromium()
     from shift_hub.evaluation.html_report import write_report_html
 
     results, rows, configs = many_configs
     page_url = write_report_html(results, rows, tmp_path / "report.html").resolve().as_uri()
-    requests, problems = [], []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.goto(page_url, wait_until="load")
-            folded = page.locator("details.config").first
-            folded.locator("summary").click()
-            assert folded.get_attribute("open") is not None
-            folded.locator("img").first.wait_for(state="visible")
-            assert folded.locator("img").first.evaluate("i => i.complete && i.naturalWidth > 0")
-            ce = page.locator("#ce-table thead th", has_text="mean error %")
-            ce.click()
-            values = page.eval_on_selector_all("#ce-table tbody tr", "rs => rs.map(r => r.cells[6].dataset.sort)")
-            assert [float(v) for v in values] == sorted(float(v) for v in values)
-        finally:
-            browser.close()
-    assert not problems, problems
-    assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
+    with browser_page(page_url) as page:
+        folded = page.locator("details.config").first
+        folded.locator("summary").click()
+        assert folded.get_attribute("open") is not None
+        folded.locator("img").first.wait_for(state="visible")
+        assert folded.locator("img").first.evaluate("i => i.complete && i.naturalWidth > 0")
+        ce = page.locator("#ce-table thead th", has_text="mean error %")
+        ce.click()
+        values = page.eval_on_selector_all("#ce-table tbody tr", "rs => rs.map(r => r.cells[6].dataset.sort)")
+        assert [float(v) for v in values] == sorted(float(v) for v in values)
 
 
 def test_plots_are_drawn_for_the_page_column(evaluated):
