@@ -146,7 +146,7 @@ def _per_class(specs, examples, source, out, options, n: int, seed: int, num_pro
     config would check it, and each class's N are drawn with its own seeded generator, so the draw is the same for
     any worker count or slice; GenerationError when a class has fewer than N."""
     from . import masks
-    from .evaluation.labels import IN9_CLASSES, in9_class
+    from .classes import IN9_CLASSES, in9_class
     from .rng import generator
 
     selecting = [s for s in specs if s.select]

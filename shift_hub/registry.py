@@ -727,7 +727,7 @@ _WATERMARK = [
 ]
 
 # ---- The Backgrounds Challenge, ImageNet-9 (issue 26) -------------------------------------------------
-# Functions and selection: shift_hub/shifts/backgrounds.py; label space: evaluation/labels.py (IN9_*); masks:
+# Functions and selection: shift_hub/shifts/backgrounds.py; classes: classes.py (IN9_*), label space: evaluation/labels.py; masks:
 # shift_hub/masks.py. Fidelity: tests/test_backgrounds.py.
 XIAO_BIBTEX = """@inproceedings{xiao2021noise,
   title={Noise or Signal: The Role of Image Backgrounds in Object Recognition},

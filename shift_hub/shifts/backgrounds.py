@@ -78,7 +78,7 @@ def select(example, image: np.ndarray, mask: np.ndarray | None = None) -> None:
 
 def _select_by_box(example, shape: tuple[int, int]) -> None:
     from .. import masks
-    from ..evaluation.labels import in9_class
+    from ..classes import in9_class
 
     if in9_class(example.labels) is None:
         raise NotSelected("not an ImageNet-9 class: its labels are none of the IN-9 classes' ImageNet classes")
@@ -190,7 +190,7 @@ _GROUPS: dict = {}  # id(pool) -> (pool, IN-9 class -> candidates): hashing a 50
 def candidates_by_class(pool) -> dict[int, list]:
     """The pool's images that can be partners by their metadata alone (an IN-9 class and one box), by class, in
     plan order; the rest of the selection is checked on the partner drawn (Partners.usable)."""
-    from ..evaluation.labels import in9_class
+    from ..classes import in9_class
 
     held = _GROUPS.get(id(pool))
     if held is not None and held[0] is pool:
@@ -208,7 +208,7 @@ def candidates_by_class(pool) -> dict[int, list]:
 
 def partner_class(relation: str, own: int, present: list[int], rng: np.random.Generator) -> int | None:
     """The IN-9 class the partner comes from, among the classes that have candidates (`present`, sorted)."""
-    from ..evaluation.labels import IN9_CLASSES
+    from ..classes import IN9_CLASSES
 
     if relation == "same":
         return own if own in present else None
@@ -223,7 +223,7 @@ def partner_class(relation: str, own: int, present: list[int], rng: np.random.Ge
 def draw_partner(partners, rng: np.random.Generator, relation: str, example) -> tuple:
     """(partner Example, its decoded image): a class by `relation`, then the first usable image of that class in
     an order drawn with `rng` (so uniform over the usable ones), never the image itself."""
-    from ..evaluation.labels import IN9_CLASSES, in9_class
+    from ..classes import IN9_CLASSES, in9_class
 
     groups = candidates_by_class(partners.pool)
     others = {c: [e for e in group if e.image_id != example.image_id] for c, group in groups.items()}
