@@ -179,15 +179,21 @@ def _apply_all(jobs, source, reports, add, ex: Example, arr: np.ndarray, clock: 
         clock.lap("write", report)
 
 
+def through_geometry(arr: np.ndarray, geometry):
+    """The image through `geometry`, or the BadImage it raised: kept, so each config sharing the geometry
+    reports the same reason (here and in on-the-fly evaluation)."""
+    try:
+        return imaging.apply_geometry(arr, geometry)
+    except imaging.BadImage as exc:
+        return exc
+
+
 def _through(by_geometry: dict, arr: np.ndarray, spec: ShiftSpec, jobs, reports, clock: _Clock) -> np.ndarray:
     """The image through `spec.geometry`, computed once per image for every config that shares it (each
     config gets its own copy, so a shift that works in place cannot reach the next one)."""
     geometry = spec.geometry
     if geometry not in by_geometry:
-        try:
-            by_geometry[geometry] = imaging.apply_geometry(arr, geometry)
-        except imaging.BadImage as exc:
-            by_geometry[geometry] = exc
+        by_geometry[geometry] = through_geometry(arr, geometry)
         clock.lap("geometry", *[r for j, r in zip(jobs, reports) if j.spec.geometry == geometry])
     shaped = by_geometry[geometry]
     if isinstance(shaped, imaging.BadImage):

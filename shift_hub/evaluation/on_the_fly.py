@@ -16,7 +16,7 @@ from ..imaging import BadImage, decode
 from ..jobs import GenerationError
 from ..planning import plan_examples, preflight
 from ..registry import MASKS, Geometry, expand, get
-from ..rows import apply_shift
+from ..rows import apply_shift, through_geometry
 from ..sources import Example, Source, SourceError, open_source
 from .runner import ConfigData, DataError, _registry_space
 
@@ -52,18 +52,11 @@ class SourceImages:
             return self._held[r]
         example, _ = self.examples[r]
         arr, _ = decode(self.source.read(example), example.image_id)
-        self._held[r] = {g: _through(arr, g) for g in self.geometries}
+        self._held[r] = {g: through_geometry(arr, g) for g in self.geometries}
         del arr
         while len(self._held) > KEEP_IMAGES:
             self._held.popitem(last=False)
         return self._held[r]
-
-
-def _through(arr: np.ndarray, geometry: Geometry):
-    try:
-        return imaging.apply_geometry(arr, geometry)
-    except BadImage as exc:
-        return exc
 
 
 class ShiftedImages:
