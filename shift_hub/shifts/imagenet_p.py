@@ -100,12 +100,14 @@ def gaussian_noise(image, rng, sigma: float) -> list[np.ndarray]:
 
 def shot_noise(image, rng, rate: float) -> list[np.ndarray]:
     """Frame i > 0: Poisson(x * rate) / rate, clipped, on x = bytes / 255."""
+    return _noise_sequence(image, rng, lambda x, r: r.poisson(x * rate) / float(rate))
+
+
+def _noise_sequence(image, rng, noisy) -> list[np.ndarray]:
+    """Frame 0 the crop; frame i > 0 `noisy(x, its own generator)` on x = bytes / 255, clipped to bytes."""
     clean = crop(image)
     x = np.asarray(clean, dtype=np.float64) / 255.0
-    frames = [clean]
-    for frame_rng in _frame_rngs(rng, FRAMES)[1:]:
-        frames.append(_unit_to_uint8(frame_rng.poisson(x * rate) / float(rate)))
-    return frames
+    return [clean] + [_unit_to_uint8(noisy(x, frame_rng)) for frame_rng in _frame_rngs(rng, FRAMES)[1:]]
 
 
 # ---- the deterministic sequences ------------------------------------------------------------------------
@@ -191,12 +193,7 @@ def snow(image, rng, radius: int, sigma: float) -> list[np.ndarray]:
 
 def speckle_noise(image, rng, scale: float) -> list[np.ndarray]:
     """Frame 0 the crop, frame i > 0: x + x * N(0, scale), clipped, on x = bytes / 255."""
-    clean = crop(image)
-    x = np.asarray(clean, dtype=np.float64) / 255.0
-    frames = [clean]
-    for frame_rng in _frame_rngs(rng, FRAMES)[1:]:
-        frames.append(_unit_to_uint8(x + x * frame_rng.normal(0.0, scale, x.shape)))
-    return frames
+    return _noise_sequence(image, rng, lambda x, r: x + x * r.normal(0.0, scale, x.shape))
 
 
 def gaussian_blur(image, rng, start: float, step: float) -> list[np.ndarray]:
