@@ -367,29 +367,25 @@ def results_problem(results: dict) -> str | None:
         problem = _metric_problem(f"metrics.{config}", m)
         if problem:
             return problem
-    return _watermark_problem(results.get("summary")) or _bg_gap_problem(results.get("summary"))
+    return next((p for block, field in GAPS if (p := _gap_problem(results.get("summary"), block, field))), None)
 
 
-def _watermark_problem(summary) -> str | None:
-    """summary.watermark.in_w_gap (the `watermark_gap` column) must be a difference of fractions or null."""
-    w = summary.get("watermark") if isinstance(summary, dict) else None
-    if w is None:
+GAPS = (("watermark", "in_w_gap"), ("imagenet_9", "bg_gap"))  # summary blocks whose gap is a ranked column
+
+
+def _gap_problem(summary, block: str, field: str) -> str | None:
+    """summary.BLOCK.FIELD (a gap column: watermark_gap, in9_bg_gap) must be a difference of fractions or null."""
+    g = summary.get(block) if isinstance(summary, dict) else None
+    if g is None:
         return None
-    if not isinstance(w, dict):
-        return f"summary.watermark is {_kind(w)}, not an object"
-    gap = w.get("in_w_gap")
+    if not isinstance(g, dict):
+        return f"summary.{block} is {_kind(g)}, not an object"
+    gap = g.get(field)
     if gap is None or (isinstance(gap, float) and math.isnan(gap)):
         return None
     if not isinstance(gap, (int, float)) or isinstance(gap, bool) or not -1 <= gap <= 1:
-        return f"summary.watermark.in_w_gap is {_kind(gap)}, not a difference of fractions in [-1, 1] or null"
+        return f"summary.{block}.{field} is {_kind(gap)}, not a difference of fractions in [-1, 1] or null"
     return None
-
-
-def _bg_gap_problem(summary) -> str | None:
-    """summary.imagenet_9.bg_gap (the `in9_bg_gap` column) must be a difference of fractions or null."""
-    g = summary.get("imagenet_9") if isinstance(summary, dict) else None
-    if g is None:
-        return None
     if not isinstance(g, dict):
         return f"summary.imagenet_9 is {_kind(g)}, not an object"
     gap = g.get("bg_gap")
