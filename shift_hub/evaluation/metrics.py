@@ -318,22 +318,34 @@ def bg_gap(same: Sequence[Mapping], rand: Sequence[Mapping]) -> dict | None:
 
 def _bg_gap_intervals(gap: dict, rows: Sequence[Mapping], resamples: int, seed: int) -> None:
     """`ci` of the BG-gap from the weights `add_intervals` draws (same images, same seed), paired per image."""
-    by_config: dict[str, list[Mapping]] = defaultdict(list)
-    for r in rows:
-        by_config[r["config"]].append(r)
-    pairs = _paired_rows(by_config[IN9_SAME], by_config[IN9_RAND])
-    ids = sorted({r["image_id"] for r in rows})  # the order intervals.correctness gives the weights
+    ids, pairs = _ids_and_pairs(rows, IN9_SAME, IN9_RAND)
     sums = np.zeros((len(ids), 2))  # per image: [shared, same minus rand hit]
     for i, image_id in enumerate(ids):
         if image_id in pairs:
             a, b = pairs[image_id]
             sums[i] = (1.0, float(bool(a["correct"])) - float(bool(b["correct"])))
-    samples = []
-    for w in resample_weights(len(ids), resamples, seed):
+    gap["ci"] = _resampled_ratios(sums, {"bg_gap": (1, 0)}, resamples, seed)
+
+
+def _ids_and_pairs(rows: Sequence[Mapping], first: str, second: str) -> tuple[list[str], dict[str, tuple]]:
+    """(every image id in the order intervals.correctness gives the resample weights, the paired rows of two
+    configs by image id)."""
+    by_config: dict[str, list[Mapping]] = defaultdict(list)
+    for r in rows:
+        by_config[r["config"]].append(r)
+    return sorted({r["image_id"] for r in rows}), _paired_rows(by_config[first], by_config[second])
+
+
+def _resampled_ratios(sums: np.ndarray, ratios: Mapping[str, tuple[int, int]], resamples: int, seed: int) -> dict:
+    """name -> the interval of sum(w x sums[:, num]) / sum(w x sums[:, den]) over the resample weights `add_intervals`
+    draws, for each (num, den) column pair: a paired statistic over the resampled images."""
+    samples: dict[str, list] = {name: [] for name in ratios}
+    for w in resample_weights(sums.shape[0], resamples, seed):
         with np.errstate(invalid="ignore", divide="ignore"):
             s = w @ sums
-            samples.append(s[:, 1] / s[:, 0])
-    gap["ci"] = {"bg_gap": interval(np.concatenate(samples))}
+            for name, (num, den) in ratios.items():
+                samples[name].append(s[:, num] / s[:, den])
+    return {name: interval(np.concatenate(v)) for name, v in samples.items()}
 
 
 # --- ImageNet-W -------------------------------------------------------------------------------------
@@ -385,12 +397,8 @@ def watermark_gaps(watermark: Sequence[Mapping], clean: Sequence[Mapping]) -> di
 def _watermark_intervals(gaps: dict, rows: Sequence[Mapping], resamples: int, seed: int) -> None:
     """`ci` for each gap, from the same resample weights `add_intervals` draws (same images, same seed), so
     the gaps stay paired with every other score: per resample, each gap over the resampled shared images."""
-    by_config: dict[str, list[Mapping]] = defaultdict(list)
-    for r in rows:
-        by_config[r["config"]].append(r)
-    pairs = _paired_rows(by_config[WATERMARK], by_config[CLEAN])
+    ids, pairs = _ids_and_pairs(rows, WATERMARK, CLEAN)
     columns = _watermark_columns(pairs, carton=gaps.get("label_space") == "imagenet-1k")
-    ids = sorted({r["image_id"] for r in rows})  # the order intervals.correctness gives the weights
     # per image: [shared, correct diff, carton-labelled, carton-labelled x carton-pred diff, carton-pred diff]
     sums = np.zeros((len(ids), 5))
     for i, image_id in enumerate(ids):
@@ -399,14 +407,8 @@ def _watermark_intervals(gaps: dict, rows: Sequence[Mapping], resamples: int, se
             continue
         pred = v["carton_pred"][0] - v["carton_pred"][1]
         sums[i] = (1.0, v["correct"][0] - v["correct"][1], v["carton_image"], v["carton_image"] * pred, pred)
-    stats = {"in_w_gap": [], "carton_gap": [], "carton_prediction_gap": []}
-    for w in resample_weights(len(ids), resamples, seed):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = w @ sums
-            stats["in_w_gap"].append(s[:, 1] / s[:, 0])
-            stats["carton_gap"].append(s[:, 3] / s[:, 2])
-            stats["carton_prediction_gap"].append(s[:, 4] / s[:, 0])
-    gaps["ci"] = {k: interval(np.concatenate(v)) for k, v in stats.items() if k in gaps}
+    ratios = {"in_w_gap": (1, 0), "carton_gap": (3, 2), "carton_prediction_gap": (4, 0)}
+    gaps["ci"] = _resampled_ratios(sums, {k: v for k, v in ratios.items() if k in gaps}, resamples, seed)
 
 
 _NOT_IN_SPACE = object()  # a baseline row that was never scored in the asked label space
