@@ -28,8 +28,8 @@ from ..hub.cards import md_escape
 from ..hub.eval_yaml import tasks_for
 from .eval_results import task_value
 from .intervals import DEFAULT_RESAMPLES, LEVEL, METHOD
-from .leaderboard_stats import (INCOMPARABLE, NOT_SEPARATED, SEPARATED, UNTESTED, compare, data_identity,
-                                interval_of, model_stats, read_predictions)
+from .leaderboard_stats import (GAP_FIELDS, INCOMPARABLE, NOT_SEPARATED, SEPARATED, UNTESTED, compare,
+                                data_identity, interval_of, model_stats, read_predictions)
 from .report import draw_plot, md_code, plain_text_figure, remove_stale_plot
 
 CLEAN = "clean_top1"
@@ -367,10 +367,8 @@ def results_problem(results: dict) -> str | None:
         problem = _metric_problem(f"metrics.{config}", m)
         if problem:
             return problem
-    return next((p for block, field in GAPS if (p := _gap_problem(results.get("summary"), block, field))), None)
-
-
-GAPS = (("watermark", "in_w_gap"), ("imagenet_9", "bg_gap"))  # summary blocks whose gap is a ranked column
+    return next((p for block, field, _ in GAP_FIELDS.values()
+                 if (p := _gap_problem(results.get("summary"), block, field))), None)
 
 
 def _gap_problem(summary, block: str, field: str) -> str | None:

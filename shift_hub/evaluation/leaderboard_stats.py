@@ -120,6 +120,9 @@ def model_stats(cells: Cells, results: dict, tasks: list, mean_of: list, mean_id
     return ModelStats(samples, estimates, _digest(ids, present, configs), int(present.sum())), None
 
 
+# the gap columns: task id -> (results.json summary block, its field, what it is called)
+GAP_FIELDS = {"watermark_gap": ("watermark", "in_w_gap", "the watermark gap"),
+              "in9_bg_gap": ("imagenet_9", "bg_gap", "the ImageNet-9 BG-gap")}
 GAPS = {"watermark_gap": ("watermark", "clean"), "bg_gap": ("in9_mixed_same", "in9_mixed_rand")}  # a minus b
 
 
@@ -181,14 +184,11 @@ def _mismatch(results: dict, configs: list, hits, present, estimates: dict) -> s
                 top1 is not None and abs(top1 - recorded) > 1e-9):
             return (f"its {PREDICTIONS} does not match its results.json ({config}: {n} images, top-1 "
                     f"{_shown(top1)} in it; {m.get('n_scored')} images, top-1 {_shown(recorded)} in results.json)")
-    gap = ((results.get("summary") or {}).get("watermark") or {}).get("in_w_gap")
-    given = estimates.get("watermark_gap")
-    if given is not None and isinstance(gap, (int, float)) and abs(given - 100 * gap) > 1e-6:
-        return f"its {PREDICTIONS} does not give the watermark gap its results.json holds"
-    gap = ((results.get("summary") or {}).get("imagenet_9") or {}).get("bg_gap")
-    given = estimates.get("in9_bg_gap")
-    if given is not None and isinstance(gap, (int, float)) and abs(given - 100 * gap) > 1e-6:
-        return f"its {PREDICTIONS} does not give the ImageNet-9 BG-gap its results.json holds"
+    for task, (block, field, words) in GAP_FIELDS.items():
+        gap = ((results.get("summary") or {}).get(block) or {}).get(field)
+        given = estimates.get(task)
+        if given is not None and isinstance(gap, (int, float)) and abs(given - 100 * gap) > 1e-6:
+            return f"its {PREDICTIONS} does not give {words} its results.json holds"
     return None
 
 
