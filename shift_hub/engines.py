@@ -30,7 +30,10 @@ COST_MS: dict[str, float] = {
     "toon_handdrawn": 185, "toon_ius": 490, "cartoon": 60, "ai_bg": 5000, "rand_bg": 30,
     "color_quant": 2.5, "iso_noise": 10, "low_light": 9.5, "watermark": 16,  # 3DCC 2-D, ImageNet-W (PNG)
     "backgrounds": 18, "in9_mixed_same": 65, "in9_mixed_rand": 65, "in9_mixed_next": 65,  # ImageNet-9, 500 px photos
-    "caustic_refraction": 36, "inverse_sparkles": 5.4, "sparkles": 14, "perlin_noise": 12, "blue_noise_sample": 5.8, "plasma_noise": 12.5, "checkerboard_cutout": 4.3, "cocentric_sine_waves": 4.1, "single_frequency_greyscale": 3.5, "brownish_noise": 11.6,  # ImageNet-C-bar, shift_image at 224
+    # ImageNet-C-bar, shift_image at 224
+    "caustic_refraction": 36, "inverse_sparkles": 5.4, "sparkles": 14, "perlin_noise": 12, "blue_noise_sample": 5.8,
+    "plasma_noise": 12.5, "checkerboard_cutout": 4.3, "cocentric_sine_waves": 4.1, "single_frequency_greyscale": 3.5,
+    "brownish_noise": 11.6,
 }
 FAMILY_COST_MS = {"clean": 2, "corruptions": 8, "drawing": 90, "toon": 300, "cartoon": 60, "ximagenet": 20}
 DEFAULT_COST_MS = 50.0

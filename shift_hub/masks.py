@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .imaging import BadImage, apply_geometry, stable_reason
-from .registry import Geometry
+from .registry import Geometry, load
 from .rng import generator
 from .sources.base import Box, Example
 
@@ -918,19 +918,10 @@ class Partners:
         return arr
 
 
-def _load(target: str | None):
-    if not target:
-        return None
-    import importlib
-
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def _checked_mask(spec, context: MaskContext, example: Example, decoded: np.ndarray) -> np.ndarray:
     """The image's mask through the config's geometry, after the config's own selection (ShiftSpec.select, before
     and after the mask is made) and check_mask: MaskUnavailable / BadImage to skip it."""
-    select = _load(getattr(spec, "select", None))
+    select = load(getattr(spec, "select", None))
     if select is not None:
         select(example, decoded, None)  # the rules that need no mask first: no GrabCut for an image they skip
     mask = mask_for(example, decoded, context.options, context.cache())
@@ -1013,7 +1004,7 @@ def _precompute_one(args) -> None:
 
     try:
         arr, _ = decode(source.read(example), example.image_id)
-        select = _load(context.select)
+        select = load(context.select)
         if select is not None:
             select(example, arr, None)  # an image the config skips before its mask needs none
         mask_for(example, arr, context.options, context.cache())

@@ -19,7 +19,7 @@ from . import folder
 from ._version import __version__
 from .folder import shard_name
 from .jobs import ROW_GROUP, GenerationError, JobGroup, ShardJob
-from .registry import MASKS, Encoding, ShiftSpec
+from .registry import MASKS, Encoding, ShiftSpec, load
 from .sources import Example, Source, SourceError
 
 
@@ -197,13 +197,10 @@ def encoding_for(spec: ShiftSpec, png: bool = False) -> Encoding:
 
 def preflight(specs: list[ShiftSpec]) -> None:
     """Check every config's external inputs (weights, pattern files) before anything is written."""
-    import importlib
-
     for spec in specs:
         if spec.preflight:
-            module, _, attr = spec.preflight.partition(":")
             try:
-                getattr(importlib.import_module(module), attr)(dict(spec.params))
+                load(spec.preflight)(dict(spec.params))
             except (OSError, ValueError) as exc:
                 raise GenerationError(f"{spec.name}: {exc}") from None
 

@@ -116,10 +116,15 @@ class ShiftSpec:
         return self.param_specs.get(key) or Param("any", default)
 
     def load_fn(self) -> Callable | None:
-        if self.fn is None:
-            return None
-        module, _, attr = self.fn.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load(self.fn)
+
+
+def load(target: str | None) -> Callable | None:
+    """The callable a registry entry names as "module:function" (fn, preflight, select), or None."""
+    if not target:
+        return None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 IMAGENET_BIBTEX = """@article{russakovsky2015imagenet,
