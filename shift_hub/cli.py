@@ -29,7 +29,10 @@ EXAMPLES = {
   shift-hub generate clean imagenet_c --source devkit:/data/ILSVRC2012 --subset robustbench --out rb/
   shift-hub generate imagenet_c --source devkit:/shared/ILSVRC --out /shared/data --engine ray
   shift-hub generate imagenet_c --source devkit:/shared/ILSVRC --out /shared/data --shard 3/16
+  shift-hub generate imagenet_p --source devkit:/data/ILSVRC2012 --p-encoding mp4 --out data/
 A killed run resumes: run the same command again.""",
+    "export-p": """examples:
+  shift-hub export-p data/ ImageNet-P/   data/imagenet_p_*/ (--p-encoding mp4) as <perturbation>/<wnid>/*.mp4""",
     "card": """examples:
   shift-hub card data/                  after the last --shard slice, or to refresh the card""",
     "push": """examples:
@@ -154,7 +157,8 @@ def _generate(args) -> int:
 
         subset = load(args.subset)  # a bad id list, too
     reports = generate(args.configs, _open_source(args), args.out, num_proc=args.num_proc, seed=args.seed,
-                       limit=args.limit, shard_size=args.shard_size, png=args.png, overwrite=args.overwrite,
+                       limit=args.limit, shard_size=args.shard_size, png=args.png, p_encoding=args.p_encoding,
+                       overwrite=args.overwrite,
                        classes_subset=args.classes, batch_size=args.batch_size, progress=not args.quiet,
                        masks=_mask_options(args), overrides=_overrides(args), engine=args.engine,
                        ray_address=args.ray_address, shard=args.shard, subset=subset, per_class=args.per_class)
@@ -168,6 +172,14 @@ def _generate(args) -> int:
     out = Path(args.out)  # a clean path: `out/` prints as `out`, never `out//README.md`
     if (out / "README.md").exists():
         print(f"card: {out / 'README.md'}; load with datasets.load_dataset({str(out)!r}, CONFIG)")
+    return 0
+
+
+def _export_p(args) -> int:
+    from .video import export_release
+
+    for perturbation, n in export_release(args.folder, args.out).items():
+        print(f"{perturbation}: {_count(n, 'video')} in {Path(args.out) / perturbation}")
     return 0
 
 
@@ -321,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per parquet shard (default 1000); the unit of resume, locking and distribution")
     p.add_argument("--batch-size", type=_positive, default=16, help="images per batch for GPU shifts")
     p.add_argument("--png", action="store_true", help="store lossless PNG instead of each config's JPEG")
+    p.add_argument("--p-encoding", choices=("png", "mp4"), default="png",  # video.P_ENCODINGS, without its imports
+                   help="ImageNet-P sequences: png, lossless frames (default); mp4, each sequence also as the "
+                   "release's x264 video (`video` column), `frames` decoded from it (pip install 'shift-hub[video]')")
     p.add_argument("--overwrite", action="store_true",
                    help="replace shards made with other settings, and a README.md that is not a shift_hub card")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -348,6 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inpaint-model", metavar="ID_OR_PATH",
                    help="SDXL inpainting pipeline for ai_bg: a downloaded Hub id or a local folder")
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("export-p", help="write an mp4-encoded folder's ImageNet-P videos in the release's layout, "
+                       "OUT/<perturbation>/<wnid>/<image>.mp4", epilog=EXAMPLES["export-p"],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", metavar="FOLDER",
+                   help="a folder written by `shift-hub generate imagenet_p --p-encoding mp4`")
+    p.add_argument("out", metavar="OUT", help="where the <perturbation>/ folders go")
+    p.set_defaults(func=_export_p)
 
     p = sub.add_parser("card", help="(re)write OUT/README.md from the shards present, e.g. after job-array slices",
                        epilog=EXAMPLES["card"], formatter_class=argparse.RawDescriptionHelpFormatter)

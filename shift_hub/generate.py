@@ -21,6 +21,7 @@ from .registry import MASKS, ShiftSpec, expand, get
 from .rows import iter_rows, shift_image  # noqa: F401  (the builder's rows, the evaluator's on-the-fly shift)
 from .shard_writer import features  # noqa: F401
 from .sources import Example, Source, open_source
+from .video import video_for
 from .worker import run_group, run_shard  # noqa: F401
 
 DEFAULT_SHARD_SIZE = 1000
@@ -35,7 +36,7 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
              batch_size: int = 16, progress: bool = True, card: bool = True,
              masks=None, overrides: dict | None = None, engine: str = "local", ray_address: str | None = None,
              shard: str | tuple[int, int] | None = None, subset=None,
-             per_class: int | None = None) -> dict[str, ConfigReport]:
+             per_class: int | None = None, p_encoding: str = "png") -> dict[str, ConfigReport]:
     """Write each config as parquet shards under OUT/<config>/ and (re)write OUT/README.md.
 
     `masks` (a `shift_hub.masks.MaskOptions`) says how configs that need MASKS get their object masks;
@@ -46,6 +47,8 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
     must be in the source, and the shard footers (so the card) name the subset and its id list's SHA-256.
     `per_class` N keeps N images per ImageNet-9 class among those the backgrounds configs' selection keeps, drawn
     with the generator for (seed, "per-class", class) (as the published IN-9's 450 per class), for every config.
+    `p_encoding` "mp4" stores each sequence config (ImageNet-P) as the release did, one x264 video per image (the
+    `video` column) with `frames` decoded from it (video.py); "png" (the default) stores lossless frames only.
     """
     from tqdm.auto import tqdm
 
@@ -59,6 +62,7 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
         source = open_source(source)
     out = Path(out)
     specs = with_overrides([get(name) for name in expand(configs)], overrides or {})
+    videos = {spec.name: video_for(spec, p_encoding) for spec in specs}  # a missing PyAV is said before any work
     examples = plan_examples(source, limit, classes_subset, subset)
     source_name = source.describe() + (subset.describe() if subset is not None else "")  # what footers record
     preflight(specs)
@@ -79,7 +83,7 @@ def generate(configs: list[str], source: Source | str = "samples", out: str | Pa
         # the shard plan never depends on the process count, so a run resumes under any launch;
         # with few images per GPU, lower --shard-size so every process gets work
         config_jobs = plan_jobs(spec, examples, out, seed, encoding_for(spec, png), shard_size, source_name,
-                                batch_size, mask_context)
+                                batch_size, mask_context, videos[spec.name])
         planned.extend(config_jobs)
         if main:
             config_jobs = pending(config_jobs, overwrite, log)

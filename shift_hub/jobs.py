@@ -17,6 +17,7 @@ class GenerationError(RuntimeError):
 
 
 ROW_GROUP = 100  # rows per parquet row group: what one shard being written holds in memory at once
+SEQUENCE_ROW_GROUP = 8  # for sequence configs (ShiftSpec.frames): a row holds 31-41 frames, a reader one row group
 STAGES = ("decode", "geometry", "shift", "encode", "write")  # where a config's seconds went (bench/bench_decode_once.py)
 
 
@@ -45,10 +46,16 @@ class ShardJob:
     source_name: str
     batch_size: int = 16
     masks: object = None  # masks.MaskContext for configs that need MASKS
+    video: object = None  # video.VideoEncoding for a sequence config stored as mp4 (--p-encoding mp4)
 
     @property
     def config(self) -> str:
         return self.spec.name
+
+    @property
+    def row_group(self) -> int:
+        """Rows per parquet row group of this job's shard."""
+        return SEQUENCE_ROW_GROUP if self.spec.frames else ROW_GROUP
 
 
 @dataclass(frozen=True)

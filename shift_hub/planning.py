@@ -18,7 +18,7 @@ from typing import Iterable
 from . import folder
 from ._version import __version__
 from .folder import shard_name
-from .jobs import ROW_GROUP, GenerationError, JobGroup, ShardJob
+from .jobs import GenerationError, JobGroup, ShardJob
 from .registry import MASKS, Encoding, ShiftSpec, load
 from .sources import Example, Source, SourceError
 
@@ -49,12 +49,17 @@ def plan_examples(source: Source, limit: int | None = None, classes_subset: str 
     return examples
 
 
-def fingerprint(spec: ShiftSpec, seed: int, encoding: Encoding, examples: Iterable[Example], extra: str = "") -> str:
+def fingerprint(spec: ShiftSpec, seed: int, encoding: Encoding, examples: Iterable[Example], extra: str = "",
+                video=None) -> str:
+    """SHA-256 of everything that shapes a shard's bytes; `video` (a video.VideoEncoding: --p-encoding mp4, its
+    encoder's versions included) enters only when set, so PNG shards keep the fingerprint they always had."""
     h = hashlib.sha256()
     settings = {"config": spec.name, "fn": spec.fn, "params": repr(sorted(spec.params.items())),
                 "geometry": asdict(spec.geometry), "encoding": asdict(encoding), "seed": seed, "version": __version__}
     if extra:  # e.g. how masks were made
         settings["extra"] = extra
+    if video is not None:
+        settings["video"] = asdict(video)
     h.update(json.dumps(settings, sort_keys=True).encode())
     boxes = MASKS in spec.needs  # boxes shape only masked configs: adding annotations never stales `clean`
     for e in examples:
@@ -63,7 +68,8 @@ def fingerprint(spec: ShiftSpec, seed: int, encoding: Encoding, examples: Iterab
 
 
 def plan_jobs(spec: ShiftSpec, examples: list[Example], out: Path, seed: int, encoding: Encoding,
-              shard_size: int, source_name: str, batch_size: int = 16, masks=None) -> list[ShardJob]:
+              shard_size: int, source_name: str, batch_size: int = 16, masks=None, video=None) -> list[ShardJob]:
+    """One job per shard of `spec`; `video` (video.video_for: --p-encoding mp4) stores a sequence config's mp4."""
     from .masks import fingerprint_extra, for_spec
 
     masks = for_spec(spec, masks) if MASKS in spec.needs else None
@@ -73,7 +79,8 @@ def plan_jobs(spec: ShiftSpec, examples: list[Example], out: Path, seed: int, en
     for i in range(count):
         chunk = tuple(examples[i * shard_size : (i + 1) * shard_size])
         jobs.append(ShardJob(spec, i, count, chunk, seed, encoding, str(out / spec.name / shard_name(i, count)),
-                             fingerprint(spec, seed, encoding, chunk, extra), source_name, batch_size, masks))
+                             fingerprint(spec, seed, encoding, chunk, extra, video), source_name, batch_size, masks,
+                             video))
     return jobs
 
 
@@ -84,6 +91,7 @@ GROUP_BUFFER_BYTES = 192 * 2**20  # encoded rows a group's open writers may hold
 _TYPICAL_PIXELS = 500 * 375  # ImageNet's usual photo, for configs stored at the source's size
 _MAX_FRAMES = 41  # ImageNet-P's longest sequence (translate)
 _BYTES_PER_PIXEL = {"JPEG": 0.6, "PNG": 2.4}  # encoded bytes per pixel, generous (noise compresses badly)
+_VIDEO_BYTES_PER_PIXEL = 0.6  # an mp4 row's video, beside its frames (x264 -tune grain on noise: about 0.4)
 
 
 def row_group_bytes(job: ShardJob) -> float:
@@ -91,7 +99,8 @@ def row_group_bytes(job: ShardJob) -> float:
     g = job.spec.geometry
     pixels = g.center_crop ** 2 if g.center_crop else min(_TYPICAL_PIXELS, (g.max_shorter or 10**6) ** 2 * 4 // 3)
     frames = _MAX_FRAMES if job.spec.frames else 1  # a sequence config's row holds every frame
-    return ROW_GROUP * pixels * frames * _BYTES_PER_PIXEL.get(job.encoding.format, 2.4)
+    per_pixel = _BYTES_PER_PIXEL.get(job.encoding.format, 2.4) + (_VIDEO_BYTES_PER_PIXEL if job.video else 0.0)
+    return job.row_group * pixels * frames * per_pixel
 
 
 def group_jobs(jobs: list[ShardJob]) -> list[JobGroup]:

@@ -828,9 +828,24 @@ _BACKGROUNDS = _backgrounds()
 # ---- ImageNet-P (issue 27) -----------------------------------------------------------------------------
 SEQUENCES = "sequences"  # a need: ImageNet-P's 31-frame rows are generated on request, never by `all-cpu`
 _P_GEOMETRY = Geometry(resize_shorter=256)  # each frame is center-cropped to 224 by the shift itself
-_P_DEVIATION = ("Frames are stored as lossless PNG, where the release is x264 video (its compression is not "
-                "reproduced); random draws come from our generator per (seed, config, image id, frame), not "
-                "torch's or NumPy's global state.")
+_P_DRAWS = ("random draws come from our generator per (seed, config, image id, frame), not torch's or NumPy's "
+            "global state.")
+P_STORAGE = {  # --p-encoding -> how the stored frames differ from the release's x264 videos
+    "png": "Frames are stored as lossless PNG, where the release is x264 video (its compression is not reproduced)",
+    "mp4": "Frames are x264-decoded: each sequence is encoded with the release's ffmpeg settings (libx264 -crf 20, "
+           "-tune grain for the noise perturbations; preset veryslow, yuv444p, 1 fps; plus x264's cpu-independent, "
+           "so the bytes do not change from run to run) by the libx264 PyAV bundles ({encoder}), not the authors' "
+           "ffmpeg build, so the videos (the `video` column) differ in bytes from the release's; `frames` are each "
+           "video as OpenCV decodes it, what the ImageNet-P reader sees",
+}
+
+
+def p_deviation(p_encoding: str = "png", encoder: str = "") -> str:
+    """ImageNet-P's deviation from the release under `--p-encoding` (an mp4 folder's card names the encoder)."""
+    return f"{P_STORAGE[p_encoding].format(encoder=encoder)}; {_P_DRAWS}"
+
+
+_P_DEVIATION = p_deviation("png")
 # config suffix -> (function, params, what frame i is, frame count, group); the group says which of the original's
 # sets it is: the test perturbations, their harder difficulties, or the validation perturbations
 IMAGENET_P_SEQUENCES: dict[str, tuple[str, dict, str, int, str]] = {

@@ -57,18 +57,41 @@ def shift_image(spec: ShiftSpec, image: np.ndarray, seed: int, image_id: str,
     return imaging.encode(np.ascontiguousarray(arr), encoding or spec.encoding)
 
 
-def encode_output(spec: ShiftSpec, example: Example, out, encoding: Encoding, columns: dict) -> tuple[bytes, dict]:
+def encode_output(spec: ShiftSpec, example: Example, out, encoding: Encoding, columns: dict,
+                  video=None) -> tuple[bytes, dict]:
     """(the `image` bytes, the row's extra columns): for a sequence config (ShiftSpec.frames) `out` is its
-    frames, `image` is frame 0 and the `frames` column holds every frame, each encoded alone."""
+    frames, `image` is frame 0 and the `frames` column holds every frame, each encoded alone. With `video` (a
+    video.VideoEncoding, --p-encoding mp4) the `video` column holds the sequence's mp4 and the frames stored
+    are that mp4 decoded by the ImageNet-P reader, so a model scored on `frames` sees what it sees in the video."""
     if not spec.frames:
         return imaging.encode(np.ascontiguousarray(out), encoding), columns
     if not isinstance(out, list) or not out:
         raise GenerationError(f"{spec.name}: its shift returned {type(out).__name__}, a sequence config's shift "
                               "returns a non-empty list of frames")
+    if video is not None:
+        data, out = _through_video(spec, example, out, video)
+        columns = {**columns, "video": data}
     frames = [imaging.encode(np.ascontiguousarray(f), encoding) for f in out]
     ext = imaging.extension(encoding)
     stored = [{"bytes": data, "path": f"{example.image_id}_{i:02d}.{ext}"} for i, data in enumerate(frames)]
     return frames[0], {**columns, "frames": stored}
+
+
+def _through_video(spec: ShiftSpec, example: Example, frames: list, video) -> tuple[bytes, list]:
+    """(the mp4 of `frames`, its frames as the ImageNet-P reader decodes them); GenerationError naming the image
+    when the reader cannot decode it or finds another number of frames."""
+    from .video import decode, encode
+
+    data = encode(frames, video)
+    try:
+        decoded = decode(data)
+    except SourceError as exc:
+        raise GenerationError(f"{spec.name}: image {example.image_id!r}: its mp4 cannot be read back ({exc}); "
+                              "install an OpenCV built with FFmpeg (opencv-python-headless)") from None
+    if len(decoded) != len(frames):
+        raise GenerationError(f"{spec.name}: image {example.image_id!r}: its mp4 decodes to {len(decoded)} frames, "
+                              f"{len(frames)} were encoded; nothing of this shard was written")
+    return data, decoded
 
 
 def row(spec: ShiftSpec, example: Example, data: bytes, encoding: Encoding, columns: dict | None = None) -> dict:
@@ -168,7 +191,7 @@ def _apply_all(jobs, source, reports, add, ex: Example, arr: np.ndarray, clock: 
             out = apply_shift(spec, shaped.copy() if len(jobs) > 1 else shaped, job.seed, ex.image_id, **extra)
             out, columns = split_columns(spec, out)
             clock.lap("shift", report)
-            data, columns = encode_output(spec, ex, out, job.encoding, columns)
+            data, columns = encode_output(spec, ex, out, job.encoding, columns, job.video)
             clock.lap("encode", report)
         except imaging.BadImage as exc:  # includes masks.MaskUnavailable
             report.skipped.append({"image_id": ex.image_id, "reason": str(exc)})

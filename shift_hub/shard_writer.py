@@ -16,14 +16,15 @@ from typing import Iterable
 from . import folder
 from ._version import __version__
 from .folder import META_KEY
-from .jobs import ROW_GROUP, ConfigReport, GenerationError, ShardJob
+from .jobs import ConfigReport, GenerationError, ShardJob
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # the disk failed, not the data
 
 
-def features(spec=None):
+def features(spec=None, video: bool = False):
     """The row schema; a config that declares extra columns (ShiftSpec.extra_columns) has them last, as text,
-    and a sequence config (ShiftSpec.frames) ends with its `frames`, a list of images."""
+    and a sequence config (ShiftSpec.frames) ends with its `frames`, a list of images, then, stored as mp4
+    (`video`, --p-encoding mp4), the `video` column: the sequence's mp4 bytes, which `frames` are decoded from."""
     import datasets
 
     from . import classes
@@ -37,6 +38,7 @@ def features(spec=None):
         "severity": datasets.Value("int8"),
         **{name: datasets.Value("string") for name in (spec.extra_columns if spec is not None else ())},
         **({"frames": datasets.List(datasets.Image())} if spec is not None and spec.frames else {}),
+        **({"video": datasets.Value("binary")} if video and spec is not None and spec.frames else {}),
     })
 
 
@@ -48,7 +50,7 @@ class ShardWriter:
 
         self.job, self.report = job, report
         self.path = Path(job.path)
-        self.schema = features(job.spec).arrow_schema
+        self.schema = features(job.spec, video=job.video is not None).arrow_schema
         self.batch: list[dict] = []
         self.tmp = None
         try:
@@ -62,7 +64,7 @@ class ShardWriter:
 
     def add(self, row: dict) -> None:
         self.batch.append(row)
-        if len(self.batch) == ROW_GROUP:
+        if len(self.batch) == self.job.row_group:
             self._flush()
 
     def _flush(self) -> None:
@@ -132,12 +134,18 @@ def footer(job: ShardJob, report: ConfigReport) -> dict:
     return {
         "shift_hub_version": __version__, "config": job.config, "seed": job.seed, "fingerprint": job.fingerprint,
         "shard": job.index, "num_shards": job.count, "planned": len(job.examples), "written": report.written,
-        "source": job.source_name, "encoding": asdict(job.encoding),
+        "source": job.source_name, "encoding": encoding_fields(job),
         "params": json.loads(json.dumps(dict(job.spec.params), default=str)),
         "masks": job.masks.options.fields() if job.masks is not None else None,  # how masks were made
         "ids_sha256": hashlib.sha256("\n".join(e.image_id for e in job.examples).encode()).hexdigest(),
         "skipped": report.skipped, "converted": report.converted,
     }
+
+
+def encoding_fields(job: ShardJob) -> dict:
+    """The footer's `encoding`: the image encoding, and for a sequence stored as mp4 its video encoding under
+    `video`, so the card says it and shards of one config made with and without it count as other settings."""
+    return {**asdict(job.encoding), **({"video": asdict(job.video)} if job.video is not None else {})}
 
 
 def refuse_other_settings(job: ShardJob) -> None:

@@ -148,3 +148,37 @@ def hub():
     server = HubServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def one_thread():
+    """The forward pass on one thread, restored after: a multi-threaded CPU matmul splits a batch's rows between
+    threads, so an item's last bits can depend on its place in the batch, and on the fly items are loaded image
+    by image (each batch holds the folder run's number of items, not the same items in the same places)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def stub_transform(image):
+    """8x8 RGB in [0, 1], channels first: the input of the tests' tiny stub classifiers."""
+    import torch
+
+    arr = np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def linear_stub(module=None, name: str = "stub"):
+    """A classifier over 8x8 inputs: `module`, or a fixed linear net (seed 0) whose flips and errors are what they
+    are: for tests about which rows are scored and how they are counted, not about the scores."""
+    import torch
+
+    from shift_hub.evaluation.models import Classifier
+
+    if module is None:
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1000))
+    return Classifier(name=name, adapter="stub", module=module.eval(), transform=stub_transform)

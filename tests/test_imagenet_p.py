@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from shift_hub import imaging, registry
+from shift_hub.jobs import GenerationError
 from shift_hub.registry import Geometry
 from shift_hub.rng import generator
 from shift_hub.shifts import imagenet_p as ip
@@ -249,38 +250,11 @@ def test_generated_rows_hold_every_frame_and_are_identical_for_any_worker_count(
     assert row["frames"][3].format == "PNG" and row["config"] == "imagenet_p_brightness"
 
 
-def test_evaluate_refuses_sequences_in_one_line_rather_than_score_frame_0(tmp_path):
-    from shift_hub import generate as engine
-    from shift_hub.evaluation import runner
+def test_a_sequence_config_is_not_one_image_to_shift():
     from shift_hub.rows import shift_image
-    from shift_hub.sources import open_source
 
-    engine.generate(["clean", "imagenet_p_brightness"], open_source("samples"), tmp_path, limit=1, progress=False,
-                    card=False)
-    for configs in (None, ["imagenet_p"], ["imagenet_p_brightness"]):  # None: no `unreadable` to record it in
-        with pytest.raises(runner.DataError, match="imagenet_p_brightness: ImageNet-P frame sequences") as exc:
-            runner.open_data(tmp_path, configs)
-        assert "\n" not in str(exc.value)
-    _, parts = runner.open_data(tmp_path, ["clean"])
-    assert [p.name for p in parts] == ["clean"]
-    unreadable: dict = {}  # evaluate's "every config in the data": scored without it, and it says so
-    _, parts = runner.open_data(tmp_path, None, unreadable=unreadable)
-    assert [p.name for p in parts] == ["clean"]
-    assert unreadable == {"imagenet_p_brightness": {"files": [{"file": None, "reason": runner.SEQUENCES_NOT_SCORED}]}}
-    with pytest.raises(engine.GenerationError, match="sequence of frames"):
+    with pytest.raises(GenerationError, match="sequence of frames"):
         shift_image(registry.get("imagenet_p_brightness"), _photo("chelsea"), 0, "x")
-
-
-@pytest.mark.parametrize("on_the_fly", [False, True])
-def test_evaluate_refuses_named_sequences_before_loading_a_model(tmp_path, monkeypatch, on_the_fly):
-    from shift_hub.evaluation import api, models
-    from shift_hub.evaluation.runner import DataError
-
-    monkeypatch.setattr(models, "load_model", lambda *a, **kw: pytest.fail("a model was loaded"))
-    with pytest.raises(DataError, match="ImageNet-P frame sequences"):
-        api.evaluate("stub", data="samples", configs=["clean", "imagenet_p"], on_the_fly=on_the_fly,
-                     out=tmp_path)
-    assert not (tmp_path / "data").exists()  # nothing was generated
 
 
 def test_the_main_job_names_imagenet_p_among_the_configs_it_leaves_out():
@@ -288,4 +262,4 @@ def test_the_main_job_names_imagenet_p_among_the_configs_it_leaves_out():
 
     phrase = next(p for p in api._left_out_of_all_cpu() if "ImageNet-P" in p)
     assert phrase.startswith("20 ImageNet-P config(s) (imagenet_p_gaussian_noise, ")
-    assert "shift-hub generate imagenet_p" in phrase and "need files not shipped" not in phrase
+    assert "--configs imagenet_p" in phrase and "flip probability" in phrase and "need files not shipped" not in phrase

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import shift_hub
-from conftest import devkit_meta, jpeg_bytes
+from conftest import devkit_meta, jpeg_bytes, linear_stub
 from shift_hub.evaluation import imagenet_x
 from shift_hub.evaluation.intervals import interval, resample_weights
 
@@ -70,8 +70,6 @@ def _stub(answers):
     """Predicts answers[j] for the image whose red level is 10 + 16 j: right or wrong by design on clean."""
     import torch
 
-    from shift_hub.evaluation.models import Classifier
-
     class Lookup(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -81,11 +79,7 @@ def _stub(answers):
             j = ((x[:, 0].mean(dim=(1, 2)) * 255 - 10) / 16).round().long().clamp(0, len(answers) - 1)
             return 10 * torch.nn.functional.one_hot(self.answers[j], 1000).float()
 
-    def transform(image):
-        arr = np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.float32) / 255.0
-        return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-    return Classifier(name="lookup", adapter="stub", module=Lookup().eval(), transform=transform)
+    return linear_stub(Lookup(), name="lookup")
 
 
 @pytest.fixture(scope="module")

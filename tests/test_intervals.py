@@ -121,3 +121,34 @@ def test_the_report_plots_draw_each_bars_and_each_points_interval(tmp_path, monk
     seen.clear()
     report.plot_accuracy_per_shift({**results, "metrics": off["per_config"], "summary": off["summary"]}, tmp_path / "b")
     assert seen["xerr"] is None
+
+
+def test_ece_has_the_interval_of_a_bootstrap_with_the_bins_held_at_the_full_samples_cuts():
+    from shift_hub.evaluation.intervals import interval, resample_weights
+
+    rng = np.random.default_rng(4)
+    n = 150
+    conf, hits = rng.random(n), rng.random(n) < 0.6
+    rows = [{**r, "confidence": float(c)} for r, c in zip(_rows("clean", hits), conf)]
+    out = M.summarize(rows, ["clean"], bootstrap=300, seed=5)
+    m = out["per_config"]["clean"]
+    assert m["ece"] == pytest.approx(M.expected_calibration_error(conf, hits))
+    # restated by hand: each resample's weighted (confidence - hit) summed per full-sample bin
+    order, bounds = M.equal_mass_bins(conf)
+    bin_of = np.empty(n, dtype=int)
+    for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        bin_of[order[lo:hi]] = j
+    samples = []
+    for w in resample_weights(n, 300, 5):
+        for wb in w:
+            sums = np.bincount(bin_of, weights=wb * (conf - hits), minlength=15)
+            samples.append(np.abs(sums).sum() / wb.sum())
+    expected = interval(np.array(samples))
+    assert m["ci"]["ece"]["ci_low"] == pytest.approx(expected["ci_low"], abs=1e-5)
+    assert m["ci"]["ece"]["ci_high"] == pytest.approx(expected["ci_high"], abs=1e-5)
+    assert expected["ci_low"] < m["ece"] < expected["ci_high"]
+
+
+def test_no_ece_interval_where_the_scores_are_not_probabilities():
+    out = M.summarize(_rows("toon_x", [1, 0, 1, 1] * 10, space="toonnet"), ["toon_x"], bootstrap=50)
+    assert "ece" not in out["per_config"]["toon_x"]["ci"]

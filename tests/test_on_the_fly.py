@@ -97,7 +97,7 @@ def test_each_image_is_decoded_once_for_all_its_configs(decodes):
     assert len(set(loaded)) == images
 
 
-def test_on_the_fly_rows_and_results_equal_the_stored_folders_for_any_batch_size(tmp_path):
+def test_on_the_fly_rows_and_results_equal_the_stored_folders_for_any_batch_size(tmp_path, one_thread):
     """Loaded image by image, scored config by config: every field of every row, in the same order."""
     import json
 

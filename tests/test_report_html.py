@@ -128,8 +128,8 @@ def test_report_in_headless_chromium(evaluated, tmp_path):
         assert values == sorted(values, reverse=True) and column(0)[0] == "clean"
         assert all(" ± " in v for v in column(3))  # every top-1 carries its interval
         page.locator("#config-table thead th", has_text="ECE %").click()
-        values = [float(v) for v in column(7)]
-        assert values == sorted(values)
+        values = [float(v.split(" ± ")[0]) for v in column(7)]  # ECE carries its interval too
+        assert values == sorted(values) and all(" ± " in v for v in column(7))
 
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 0
@@ -222,3 +222,50 @@ def test_plots_are_drawn_for_the_page_column(evaluated):
             assert image.size[0] == 1200, (name, image.size)
     text = (results_dir / "report.html").read_text()
     assert ".plots img { display: block; max-width: 100%;" in text  # never stretched past its own width
+
+
+def _imagenet_p_only(tmp_path):
+    """A results document of two ImageNet-P sequence configs only (results["metrics"] empty), its summary made by
+    the real summarizer from hand-written frame rows: four sequences of four frames, the top-1 flipping often."""
+    from shift_hub.evaluation.metrics import summarize
+    from shift_hub.evaluation.report import build_results
+    from shift_hub.evaluation.sequence_scores import summarize_sequences
+
+    configs = ("imagenet_p_brightness", "imagenet_p_gaussian_noise")
+    rows = [{"config": c, "image_id": f"s{s}#{k}", "pred": 1 + (k + s + n) % 2 * (k > 1), "top5": [1, 2, 3, 4, 5]}
+            for n, c in enumerate(configs) for s in range(4) for k in range(4)]
+    expected = {c: [(f"s{s}", 4) for s in range(4)] for c in configs}
+    scored = summarize([], [], bootstrap=0)
+    scored["summary"]["imagenet_p"] = summarize_sequences(rows, expected, resamples=100)
+    data = {"source": str(tmp_path / "data"), "kind": "local", "split": "validation", "sequence_configs": list(configs)}
+    return build_results({"id": "p-model"}, data, [], scored), rows
+
+
+def test_imagenet_p_section_in_headless_chromium(tmp_path):
+    """A run of ImageNet-P configs only renders: its section lists each config with its flip probability and top-5
+    distance ± their intervals, sorts, shows the plot and the means; no empty per-config table or gallery."""
+    from shift_hub.evaluation.report import write_outputs
+
+    results, rows = _imagenet_p_only(tmp_path)
+    p = results["summary"]["imagenet_p"]
+    paths = write_outputs(results, rows, tmp_path / "out")
+    with browser_page(paths["report_html"].resolve().as_uri()) as page:
+        def column(i):
+            return page.eval_on_selector_all("#imagenet-p-table tbody tr",
+                                             f"rs => rs.map(r => r.cells[{i}].textContent)")
+
+        assert sorted(column(0)) == sorted(p["per_config"])
+        for name, text in zip(column(0), column(5)):
+            e = p["per_config"][name]
+            ci = e["ci"]["flip_probability"]
+            assert text == f"{100 * e['flip_probability']:.2f} ± {100 * (ci['ci_high'] - ci['ci_low']) / 2:.1f}"
+        assert all(re.fullmatch(r"\d+\.\d{3} ± \d+\.\d{3}", t) for t in column(6)), column(6)
+        page.locator("#imagenet-p-table thead th", has_text="flip probability %").click()
+        values = [float(t.split(" ± ")[0]) for t in column(5)]
+        assert values == sorted(values)
+        summary = page.locator("#imagenet-p-summary").inner_text()
+        assert f"mean flip probability {100 * p['mean_flip_probability']:.2f} ± " in summary
+        assert "over the 2 of 10 benchmark perturbations present" in summary and "no AlexNet reference" in summary
+        plot = page.locator("#imagenet-p img")
+        assert plot.evaluate("i => i.complete && i.naturalWidth") == 1200
+        assert page.locator("#config-table").count() == 0 and page.locator("#gallery").count() == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import shift_hub
-from conftest import devkit_meta, REPO, jpeg_bytes, photo
+from conftest import REPO, devkit_meta, jpeg_bytes, linear_stub, photo
 from shift_hub import classes, subsets
 from shift_hub.cli import main
 from shift_hub.planning import plan_examples
@@ -161,18 +161,7 @@ def test_an_unreadable_list_is_refused_before_the_source_is_read(tmp_path, capsy
 
 def _stub():
     """A fixed net over 8x8 inputs: the test is about which rows are scored, not about the scores."""
-    import torch
-
-    from shift_hub.evaluation.models import Classifier
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1000)).eval()
-
-    def transform(image):
-        arr = np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.float32) / 255.0
-        return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-    return Classifier(name="stub", adapter="stub", module=net, transform=transform)
+    return linear_stub()
 
 
 @pytest.fixture(scope="module")

@@ -79,8 +79,8 @@ _NEEDS_WORDS = {  # why a config is not in `all-cpu`, and how to generate it
     "weights": "need files not shipped (cartoon: --weights; drawing_pattern_*: --set pattern=FILE; watermark: the "
                "font of pip install 'shift-hub[watermark]'): generate them with `shift-hub generate`, then evaluate "
                "that folder",
-    "sequences": "are ImageNet-P frame sequences (31 or 41 frames a row): generate them with `shift-hub generate "
-                 "imagenet_p` (evaluate does not score them yet)",
+    "sequences": "are ImageNet-P frame sequences (31 or 41 frames a row, so 31 times the forward passes): name "
+                 "them (--configs imagenet_p) to generate and score them by flip probability",
 }
 
 
@@ -111,16 +111,6 @@ def _warn_left_out() -> None:
         logging.getLogger("shift_hub").warning(f"left out of the generated data: {phrase}")
 
 
-def _refuse_sequences_asked(configs) -> None:
-    """ImageNet-P configs (or their groups) named in `configs` fail in one line: evaluate does not score
-    frame sequences yet (runner.refuse_sequences, which also guards configs found in the data)."""
-    from ..registry import groups
-    from .runner import refuse_sequences
-
-    grouped = groups()
-    refuse_sequences([n for name in (configs or []) for n in grouped.get(name, [name])])
-
-
 def _check_data(data, on_the_fly: bool) -> None:
     """A `data` string that is no folder, no source to generate and no Hub id fails in one line, before any
     model is loaded."""
@@ -146,7 +136,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
              limit: int | None = None, allow_partial: bool = False, out=None, plots: bool = True,
              on_the_fly: bool = False, progress: bool = False, seed: int = 0, dataset_id: str | None = None,
              trust_remote_code: bool = False, spec: str | None = None,
-             bootstrap: int = 1000, subset=None) -> EvaluationResult:
+             bootstrap: int = 1000, subset=None, p_difficulty: int = 1, p_reference=None) -> EvaluationResult:
     """Score `model` on the configs of `data` and return (and with `out`, write) the results.
 
     model: embedded `efficientnet_lite0` (default; lite1/lite2 when installed), a transformers folder
@@ -164,6 +154,10 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     subset: `robustbench` (RobustBench's 5,000 ImageNet validation images), a FILE of image ids or a
         `subsets.Subset`: only those images are scored, every one of them or SubsetError; recorded in
         `results["data"]["subset"]`.
+    p_difficulty / p_reference: ImageNet-P configs (`imagenet_p`) are scored by flip probability and top-5
+        distance, non-noise frames compared `p_difficulty` apart; with `p_reference` (a JSON file or dict of
+        AlexNet's {"flip_probability": {...}, "top5_distance": {...}}) also mFR and mT5D. In
+        `results["summary"]["imagenet_p"]`, not in the per-config accuracies.
     A config whose shards cannot be read, or an image that cannot be decoded, is left out and listed in
     `results["unreadable"]` so the rest is still scored; DataError only when nothing could be read.
     """
@@ -175,8 +169,8 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     from .runner import DataError, label_space_fallbacks, open_data, pick_device, run
 
     _check_options(batch_size, num_workers, limit)
+    reference = _p_reference(p_reference, p_difficulty)  # a bad file fails before any model is loaded
     _check_data(data, on_the_fly)
-    _refuse_sequences_asked(configs)  # before any model is loaded or any data generated
     chosen = _load_subset(subset)  # a bad list fails before any model is loaded
     from .models import check_offline_availability
 
@@ -212,31 +206,42 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
                progress=progress, unreadable=unreadable)
     if not rows:
         raise DataError(f"no image could be read: {describe_unreadable(unreadable)}")
-    names = [p.name for p in parts]
+    names = [p.name for p in parts if not p.sequences]  # ImageNet-P's frames are scored as sequences, below
     if source.get("kind") == "local":
         pinned = provenance.local_record(Path(source["source"]), [f for p in parts for f in p.fingerprints])
-    source = {**source, **pinned, "configs_available": pinned.get("configs_available") or names}
+    source = {**source, **pinned, "configs_available": pinned.get("configs_available") or [p.name for p in parts]}
     if generated_from:
         source = {**source, "generated_from": generated_from, "seed": seed}
     if dataset_id or source.get("kind") == "hub":
         source = {**source, "dataset_id": dataset_id or source["source"]}
     if chosen is not None:
         source = {**source, "subset": chosen.record()}
-    scored = summarize(rows, names, bootstrap=bootstrap, seed=seed)  # 95 % intervals, paired over images
+    expected = {p.name: list(p.sequences) for p in parts if p.sequences}
+    image_rows = [r for r in rows if r["config"] not in expected] if expected else rows
+    scored = summarize(image_rows, names, bootstrap=bootstrap, seed=seed)  # 95 % intervals, paired over images
+    if expected:
+        from .sequence_scores import summarize_sequences
+
+        scored["summary"]["imagenet_p"] = summarize_sequences(
+            [r for r in rows if r["config"] in expected], expected, p_difficulty, reference, bootstrap, seed)
     _note_subset_mce(scored, chosen)
     from .imagenet_x import factor_summary
 
-    factors = factor_summary(rows, names, bootstrap, seed)  # ILSVRC val ids only; same resamples as the rest
+    factors = factor_summary(image_rows, names, bootstrap, seed)  # ILSVRC val ids only; same resamples as the rest
     if factors is not None:
         scored["summary"]["imagenet_x"] = factors
-    if not any(m["n_scored"] for m in scored["per_config"].values()):
+    sequences_scored = any(e["sequences"] for e in scored["summary"].get("imagenet_p", {}).get("per_config", {}).values())
+    if not sequences_scored and not any(m["n_scored"] for m in scored["per_config"].values()):
         raise DataError("no image has an ImageNet-1k label in the model's label space: nothing could be scored")
-    options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space}
+    options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space,
+               **({"p_difficulty": p_difficulty} if expected else {})}
     model_record = provenance.model_record(classifier, model if isinstance(model, str) else spec)
     results = build_results(model_record, source, names, scored, options, unreadable, provenance.environment())
+    if expected:  # scored as sequences: in summary.imagenet_p, not among the per-config accuracies
+        results["data"]["sequence_configs"] = list(expected)
     results["label_space_fallbacks"] = label_space_fallbacks(parts, label_space)
     for config, why in results["label_space_fallbacks"].items():
-        results["metrics"][config]["label_space_fallback"] = why
+        results["metrics"].get(config, {})["label_space_fallback"] = why
     result = EvaluationResult(results, rows)
     if out is not None:
         result.save(out, plots=plots)
@@ -349,6 +354,21 @@ def _note_subset_mce(scored: dict, subset) -> None:
         from .. import subsets
 
         c["note"] = subsets.mce_note(subset)
+
+
+def _p_reference(reference, difficulty: int):
+    """AlexNet's ImageNet-P rates from a JSON file (or a dict as given); a bad file or difficulty fails in one line."""
+    from .protocols import reference_from_file
+    from .runner import DataError
+
+    if not isinstance(difficulty, int) or isinstance(difficulty, bool) or difficulty not in (1, 2, 3):
+        raise DataError(f"p_difficulty must be 1, 2 or 3 (the release's difficulties), not {difficulty!r}")
+    if reference is None or isinstance(reference, dict):
+        return reference
+    try:
+        return reference_from_file(reference)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"--p-reference {reference}: {exc}") from None
 
 
 def _check_options(batch_size, num_workers, limit) -> None:

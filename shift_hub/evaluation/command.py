@@ -128,7 +128,7 @@ def _run(args) -> int:
         split=args.split, data_revision=args.data_revision, label_space=args.label_space, limit=args.limit,
         allow_partial=args.allow_partial, out=args.out, plots=not args.no_plots, progress=not args.quiet,
         dataset_id=args.dataset_id, on_the_fly=args.on_the_fly, trust_remote_code=args.trust_remote_code,
-        bootstrap=args.bootstrap, subset=args.subset,
+        bootstrap=args.bootstrap, subset=args.subset, p_difficulty=args.p_difficulty, p_reference=args.p_reference,
     )
     from .runner import is_main_process
 
@@ -174,7 +174,7 @@ def _run_many(args, models: list[str]) -> int:
         batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, amp=args.amp, split=args.split,
         data_revision=args.data_revision, label_space=args.label_space, allow_partial=args.allow_partial,
         dataset_id=args.dataset_id, trust_remote_code=args.trust_remote_code, bootstrap=args.bootstrap,
-        subset=args.subset,
+        subset=args.subset, p_difficulty=args.p_difficulty, p_reference=args.p_reference,
     )
     for result in many.results:
         print(result.markdown() + "\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..hub.eval_yaml import Task, tasks_for
+from ..hub.eval_yaml import P_METRICS, Task, tasks_for
 
 FOLDER = ".eval_results"
 FILENAME = "shift_hub.yaml"
@@ -15,6 +15,8 @@ PATH_IN_REPO = f"{FOLDER}/{FILENAME}"
 def task_value(task: Task, results: dict) -> float | None:
     """The task's value in percent from the per-config scores, or None unless every config of the task was
     scored. mCE is recomputed over exactly the task's configs, so subsets of models stay comparable."""
+    if task.metric in P_METRICS:
+        return _imagenet_p_value(task, results)
     per = results["metrics"]
     top1 = {}
     for config in task.configs:
@@ -42,6 +44,26 @@ def task_value(task: Task, results: dict) -> float | None:
     clean_error = 1 - top1["clean"] if "clean" in top1 else None
     value = corruption_errors(errors, clean_error).get(task.metric)
     return None if value is None else round(100 * value, 2)
+
+
+def _imagenet_p_value(task: Task, results: dict) -> float | None:
+    """The mean flip probability (percent) or top-5 distance over exactly the task's configs, at difficulty 1,
+    from results.json's `summary.imagenet_p`; None unless every one of them was scored."""
+    summary = results.get("summary") if isinstance(results.get("summary"), dict) else {}
+    p = summary.get("imagenet_p") if isinstance(summary.get("imagenet_p"), dict) else {}
+    per = p.get("per_config") if isinstance(p.get("per_config"), dict) else {}
+    if p.get("difficulty", 1) != 1:
+        return None
+    values = []
+    for config in task.configs:
+        entry = per.get(config) if isinstance(per.get(config), dict) else {}
+        value = entry.get(task.metric)
+        if not entry.get("sequences") or not isinstance(value, (int, float)) or isinstance(value, bool) \
+                or math.isnan(value):
+            return None
+        values.append(float(value))
+    mean = sum(values) / len(values)
+    return round(100 * mean, 2) if task.metric == "flip_probability" else round(mean, 4)
 
 
 def task_values(results: dict, configs=None) -> dict[str, float]:

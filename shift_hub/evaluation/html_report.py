@@ -25,12 +25,15 @@ CE_COLUMNS = [("corruption", "text")] + [(f"sev. {s}", "num") for s in range(1, 
     ("mean error %", "num"), ("CE %", "num"), ("relative CE %", "num")]
 COLUMNS = [("config", "text"), ("label space", "text"), ("images", "num"), ("top-1 %", "num"), ("top-5 %", "num"),
            ("drop (pts)", "num"), ("drop (rel %)", "num"), ("ECE %", "num")]
+P_COLUMNS = [("config", "text"), ("perturbation", "text"), ("sequences", "num"), ("frames", "num"),
+             ("compared with", "text"), ("flip probability %", "num"), ("top-5 distance", "num")]
 
 
 def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: dict | None = None,
-                      per_config: int = PER_CONFIG, imagenet_x_plot: str | Path | None = None) -> Path:
+                      per_config: int = PER_CONFIG, imagenet_x_plot: str | Path | None = None,
+                      imagenet_p_plot: str | Path | None = None) -> Path:
     """Render report.html at `path`; `plots` maps a plot key (see PLOT_TITLES) to its PNG; `imagenet_x_plot`
-    is the heatmap shown in the ImageNet-X section."""
+    is the heatmap shown in the ImageNet-X section, `imagenet_p_plot` the flip-probability bars of ImageNet-P's."""
     from jinja2 import Environment
 
     folder, why_not = image_folder(results)
@@ -41,6 +44,7 @@ def write_report_html(results: dict, rows: list[dict], path: str | Path, plots: 
         created=results.get("created", ""), summary=_summary(results), columns=COLUMNS, table=_table(results),
         ce_columns=CE_COLUMNS, ce_table=_ce_table(results), ce_note=_ce_note(results),
         imagenet_x=_imagenet_x_section(results, imagenet_x_plot),
+        imagenet_p=_imagenet_p_section(results, imagenet_p_plot),
         plots=[{"title": PLOT_TITLES.get(k, k), "src": _data_uri(Path(p).read_bytes(), "image/png")}
                for k, p in (plots or {}).items() if p and Path(p).is_file()],
         gallery=gallery, gallery_unavailable=why_not, thumb=THUMB,
@@ -132,6 +136,23 @@ def _summary(results: dict) -> list[dict]:
         shared = f"; on the {g.get('images')} shared images" if g.get("shared_only") else ""
         tiles.append({"label": "ImageNet-9 BG-gap", "value": _signed_pts(g.get("bg_gap"), (g.get("ci") or {}).get(
             "bg_gap")), "note": "top-1 on in9_mixed_same minus in9_mixed_rand" + shared})
+    p = results.get("summary", {}).get("imagenet_p")
+    if isinstance(p, dict):
+        tiles += _imagenet_p_tiles(p)
+    return tiles
+
+
+def _imagenet_p_tiles(p: dict) -> list[dict]:
+    """ImageNet-P's mean flip probability and, with a reference, its mFR (results.json `summary.imagenet_p`)."""
+    ci = p.get("ci") or {}
+    over = f"over {len(p.get('perturbations') or [])} of 10 perturbations, difficulty {p.get('difficulty', 1)}"
+    tiles = [{"label": "ImageNet-P mean flip probability",
+              "value": _with_ci(_pct_cell(p.get("mean_flip_probability")), ci.get("mean_flip_probability"))["text"]
+              + " %", "note": over}]
+    if "mfr" in p:
+        partial = "" if p.get("reference_complete") else "; partial"
+        tiles.append({"label": "ImageNet-P mFR", "value": _with_ci(_pct_cell(p["mfr"]), ci.get("mfr"))["text"] + " %",
+                      "note": "AlexNet-normalised" + partial})
     return tiles
 
 
@@ -190,7 +211,7 @@ def _table(results: dict) -> list[list[dict]]:
         out.append([{"text": name, "sort": name}, {"text": space_text or "-", "sort": space}, images,
                     _with_ci(_pct_cell(m["top1"]), ci.get("top1")), _with_ci(_pct_cell(m["top5"]), ci.get("top5")),
                     _with_ci(drop_abs, ci.get("drop_abs")), _pct_cell(d.get("rel")),
-                    _pct_cell(m.get("ece"))])
+                    _with_ci(_pct_cell(m.get("ece")), ci.get("ece"))])
     return out
 
 
@@ -217,6 +238,52 @@ def _imagenet_x_section(results: dict, plot) -> dict | None:
 
     src = _data_uri(Path(plot).read_bytes(), "image/png") if plot and Path(plot).is_file() else None
     return {**html_section(block), "src": src}
+
+
+def _imagenet_p_section(results: dict, plot) -> dict | None:
+    """ImageNet-P's per-config flip probability and top-5 distance with their intervals, the line of means
+    (results.json `summary.imagenet_p`) and the flip-probability plot, or None without any."""
+    p = results.get("summary", {}).get("imagenet_p")
+    if not isinstance(p, dict):
+        return None
+    rows = []
+    for name, e in (p.get("per_config") or {}).items():
+        ci = e.get("ci") or {}
+        left = f" (+{len(e['incomplete'])} incomplete, left out)" if e.get("incomplete") else ""
+        rows.append([_text_cell(name), _text_cell(e.get("perturbation")),
+                     {"text": f"{e.get('sequences')}{left}", "sort": str(e.get("sequences") or 0)},
+                     {"text": str(e.get("frames")), "sort": str(e.get("frames") or 0)},
+                     _text_cell(e.get("compared_to")),
+                     _with_ci(_pct_cell(e.get("flip_probability")), ci.get("flip_probability")),
+                     _with_raw_ci(_raw_cell(e.get("top5_distance")), ci.get("top5_distance"))])
+    src = _data_uri(Path(plot).read_bytes(), "image/png") if plot and Path(plot).is_file() else None
+    return {"columns": P_COLUMNS, "rows": rows, "line": _imagenet_p_line(p), "src": src}
+
+
+def _text_cell(value) -> dict:
+    return {"text": str(value) if value else "-", "sort": str(value) if value else ""}
+
+
+def _raw_cell(value) -> dict:
+    """A number in its own unit (top-5 distance counts rank positions, no percentage), three decimals."""
+    v = _num(value)
+    return {"text": "-" if v is None else f"{v:.3f}", "sort": "" if v is None else f"{v:.6f}"}
+
+
+def _with_raw_ci(cell: dict, ci: dict | None) -> dict:
+    if not ci or cell["text"] == "-":
+        return cell
+    return {**cell, "text": f"{cell['text']} ± {(ci['ci_high'] - ci['ci_low']) / 2:.3f}"}
+
+
+def _imagenet_p_line(p: dict) -> str:
+    """The means under the ImageNet-P table, as table.md words them: over which perturbations, mFR / mT5D with a
+    reference, partial or not, and the summary's note."""
+    from .sequence_scores import means_sentence
+
+    text = means_sentence(p, lambda v, ci: _with_ci(_pct_cell(v), ci)["text"],
+                          lambda v, ci: _with_raw_ci(_raw_cell(v), ci)["text"])
+    return text[:1].upper() + text[1:]
 
 
 def _ce_note(results: dict) -> str:

@@ -28,8 +28,10 @@ from ..hub.cards import md_escape
 from ..hub.eval_yaml import tasks_for
 from .eval_results import task_value
 from .intervals import DEFAULT_RESAMPLES, LEVEL, METHOD
-from .leaderboard_stats import (GAP_FIELDS, INCOMPARABLE, NOT_SEPARATED, SEPARATED, UNTESTED, compare,
-                                data_identity, interval_of, model_stats, read_predictions)
+from .leaderboard_stats import (DIGITS, GAP_FIELDS, INCOMPARABLE, NOT_SEPARATED, P_MEANS, P_RATIOS, SEPARATED,
+                                UNTESTED, Pair, compare, data_identity, imagenet_p_block,
+                                imagenet_p_reference_difference, imagenet_p_scored, imagenet_p_value, interval_of,
+                                model_stats, read_predictions)
 from .report import draw_plot, md_code, plain_text_figure, remove_stale_plot
 
 CLEAN = "clean_top1"
@@ -40,6 +42,7 @@ PLOT_FILE = "effective_robustness.png"
 MINUS = "\u2212"  # the minus sign: `0.803 x − 1.362`, never `+ -1.362`
 HTML_FILE = "leaderboard.html"
 MARKS = {NOT_SEPARATED: "=", INCOMPARABLE: "?"}  # beside a rank: its verdict against the rank above (Row.versus)
+P_UNTESTED = "ImageNet-P's means are not resampled pairwise here: compare their intervals"
 
 
 class LeaderboardError(ValueError):
@@ -61,6 +64,7 @@ class Row:
     identity: dict = field(default_factory=dict)  # leaderboard_stats.data_identity: equal means comparable data
     stats: object = field(default=None, repr=False, compare=False)  # leaderboard_stats.ModelStats, or None
     why_no_intervals: str = ""
+    imagenet_p: str = ""  # leaderboard_stats.imagenet_p_scored: what its ImageNet-P means are over
 
     def __post_init__(self):
         self.label = self.label or self.model
@@ -75,6 +79,8 @@ class Leaderboard:
     notes: list = field(default_factory=list)  # markdown lines, their user data already escaped
     pairs: list = field(default_factory=list)  # leaderboard_stats.Pair for every two ranked rows, in rank order
     bootstrap: dict = field(default_factory=dict)  # how the intervals were made; empty when they were not
+    p_columns: list = field(default_factory=list)  # the ImageNet-P columns shown (leaderboard_stats.P_COLUMNS)
+    p_incomparable: dict = field(default_factory=dict)  # ImageNet-P column -> why its models compare unlike
 
     @property
     def shift_tasks(self) -> list:
@@ -83,18 +89,34 @@ class Leaderboard:
     @property
     def columns(self) -> list:
         """The value columns of the table, in order."""
-        return [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else [])
+        return [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else []) + self.p_columns
+
+    def units(self) -> str:
+        """What the values are in, for the line above the table."""
+        words = "values in %; mCE: lower is better"
+        if "imagenet_p_top5_distance" in self.p_columns:
+            words += "; ImageNet-P: lower is better, top-5 distance in rank positions"
+        elif self.p_columns:
+            words += "; ImageNet-P: lower is better"
+        return words
+
+    def cell(self, row: Row, column: str) -> str:
+        """A markdown value: its digits, ± the half-width of its interval, ` ?` in an incomparable column."""
+        digits = DIGITS.get(column, 2)
+        value = row.values.get(column)
+        mark = " ?" if value is not None and column in self.p_incomparable else ""
+        return _fmt(value, digits=digits) + _pm(row.intervals.get(column), digits) + mark
 
     def markdown(self) -> str:
-        ids = [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else [])
+        ids = self.columns
         count = f"{len(self.rows)} model" + ("" if len(self.rows) == 1 else "s")
         spread = f"; ± the half-width of the {100 * LEVEL:g} % interval" if any(r.intervals for r in self.rows) else ""
-        lines = [f"Ranked by {md_code(self.sort)} ({count}; values in %; mCE: lower is better{spread})", "",
+        lines = [f"Ranked by {md_code(self.sort)} ({count}; {self.units()}{spread})", "",
                  "| rank | model | " + " | ".join(md_code(i) for i in ids) + " |",
                  "|---:|---|" + "---:|" * len(ids)]
         for row in self.rows:
             lines.append(f"| {row.rank}{_mark(row)} | {md_escape(row.label)} | "
-                         + " | ".join(_fmt(row.values.get(i)) + _pm(row.intervals.get(i)) for i in ids) + " |")
+                         + " | ".join(self.cell(row, i) for i in ids) + " |")
         lines += self._significance_lines()
         fitted = [t for t in self.shift_tasks if self.fits.get(t.id)]
         if fitted:
@@ -152,22 +174,26 @@ class Leaderboard:
         return lines
 
     def csv_text(self) -> str:
-        ids = [t.id for t in self.tasks] + ([MEAN] if self.shift_tasks else [])
+        """The table as CSV; with ImageNet-P columns, `imagenet_p_scored` says what each model's means are over
+        (models comparable there when it is equal)."""
+        ids = self.columns
+        scored = ["imagenet_p_scored"] if self.p_columns else []
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["rank", "model", "label", "results_folder", "data", *ids,
                          *(f"er_{t.id}" for t in self.shift_tasks),
                          *(f"{i}_ci_{end}" for i in ids for end in ("low", "high")),
                          *(f"er_{t.id}_ci_{end}" for t in self.shift_tasks for end in ("low", "high")),
-                         "vs_rank", "vs_rank_verdict"])
+                         "vs_rank", "vs_rank_verdict", *scored])
         for row in self.rows:
             versus = row.versus
             writer.writerow([row.rank, row.model, row.label, row.folder, row.data,
-                             *(_round(row.values.get(i)) for i in ids),
+                             *(_round(row.values.get(i), DIGITS.get(i, 2)) for i in ids),
                              *(_round(row.effective_robustness.get(t.id)) for t in self.shift_tasks),
-                             *(end for i in ids for end in _ends(row.intervals.get(i))),
+                             *(end for i in ids for end in _ends(row.intervals.get(i), DIGITS.get(i, 2))),
                              *(end for t in self.shift_tasks for end in _ends(row.er_intervals.get(t.id))),
-                             self.rows[versus.first].rank if versus else "", versus.status if versus else ""])
+                             self.rows[versus.first].rank if versus else "", versus.status if versus else "",
+                             *([row.imagenet_p] if scored else [])])
         return buffer.getvalue()
 
     def write(self, out, plots: bool = True) -> dict:
@@ -237,17 +263,17 @@ class Leaderboard:
         fig.suptitle("Effective robustness: shifted vs clean top-1 across models", fontsize=10)
 
 
-def _fmt(value, signed: bool = False) -> str:
-    """Two decimals; a value that rounds to zero is `0.00`, never `-0.00` (nor `+0.00`)."""
+def _fmt(value, signed: bool = False, digits: int = 2) -> str:
+    """Two decimals (or `digits`); a value that rounds to zero is `0.00`, never `-0.00` (nor `+0.00`)."""
     if value is None:
         return "-"
-    value = round(value, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return f"{value:+.2f}" if signed and value else f"{value:.2f}"
+    value = round(value, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{value:+.{digits}f}" if signed and value else f"{value:.{digits}f}"
 
 
-def _pm(ci) -> str:
+def _pm(ci, digits: int = 2) -> str:
     """` ± 1.23`: the half-width of a (low, high) interval, or nothing without one."""
-    return "" if ci is None else f" ± {(ci[1] - ci[0]) / 2:.2f}"
+    return "" if ci is None else f" ± {(ci[1] - ci[0]) / 2:.{digits}f}"
 
 
 def _mark(row: Row) -> str:
@@ -267,8 +293,8 @@ def _difference(pair) -> str:
     return f"{_fmt(pair.difference, signed=True)} {_bracket(pair)}"
 
 
-def _ends(ci) -> tuple:
-    return ("", "") if ci is None else (_round(ci[0]), _round(ci[1]))
+def _ends(ci, digits: int = 2) -> tuple:
+    return ("", "") if ci is None else (_round(ci[0], digits), _round(ci[1], digits))
 
 
 def _bar(value: float, ci) -> list | None:
@@ -285,8 +311,8 @@ def _line(slope: float, intercept: float) -> str:
     return f"{sign}{abs(slope):.3f} x {MINUS if intercept < 0 else '+'} {abs(intercept):.3f}"
 
 
-def _round(value):
-    return "" if value is None else round(value, 2) + 0.0
+def _round(value, digits: int = 2):
+    return "" if value is None else round(value, digits) + 0.0
 
 
 def _clip(percent: float) -> float:
@@ -367,8 +393,9 @@ def results_problem(results: dict) -> str | None:
         problem = _metric_problem(f"metrics.{config}", m)
         if problem:
             return problem
-    return next((p for block, field, _ in GAP_FIELDS.values()
-                 if (p := _gap_problem(results.get("summary"), block, field))), None)
+    gap = next((p for block, field, _ in GAP_FIELDS.values()
+                if (p := _gap_problem(results.get("summary"), block, field))), None)
+    return gap or _imagenet_p_problem(results.get("summary"))
 
 
 def _gap_problem(summary, block: str, field: str) -> str | None:
@@ -384,14 +411,58 @@ def _gap_problem(summary, block: str, field: str) -> str | None:
     if not isinstance(gap, (int, float)) or isinstance(gap, bool) or not -1 <= gap <= 1:
         return f"summary.{block}.{field} is {_kind(gap)}, not a difference of fractions in [-1, 1] or null"
     return None
-    if not isinstance(g, dict):
-        return f"summary.imagenet_9 is {_kind(g)}, not an object"
-    gap = g.get("bg_gap")
-    if gap is None or (isinstance(gap, float) and math.isnan(gap)):
+
+
+# summary.imagenet_p fields the ImageNet-P columns read: field -> (lowest, highest, what it must be)
+P_FIELDS = {"mean_flip_probability": (0, 1, "a fraction in [0, 1]"),
+            "mean_top5_distance": (0, math.inf, "a distance >= 0"),
+            "mfr": (0, math.inf, "a ratio >= 0"), "mt5d": (0, math.inf, "a ratio >= 0")}
+
+
+def _imagenet_p_problem(summary) -> str | None:
+    """summary.imagenet_p (the ImageNet-P columns): its means and ratios numbers in range or null, their
+    intervals {ci_low <= ci_high}, the perturbations they are over a list of names, the difficulty a stride."""
+    p = summary.get("imagenet_p") if isinstance(summary, dict) else None
+    if p is None:
         return None
-    if not isinstance(gap, (int, float)) or isinstance(gap, bool) or not -1 <= gap <= 1:
-        return f"summary.imagenet_9.bg_gap is {_kind(gap)}, not a difference of fractions in [-1, 1] or null"
+    if not isinstance(p, dict):
+        return f"summary.imagenet_p is {_kind(p)}, not an object"
+    difficulty = p.get("difficulty", 1)
+    if not isinstance(difficulty, int) or isinstance(difficulty, bool) or difficulty < 1:
+        return f"summary.imagenet_p.difficulty is {_kind(difficulty)}, not a frame stride >= 1"
+    names = p.get("perturbations")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return f"summary.imagenet_p.perturbations is {_kind(names)}, not a list of perturbation names"
+    for key in ("ci", "per_config", *(ratios for ratios, _ in P_RATIOS.values())):
+        if p.get(key) is not None and not isinstance(p[key], dict):
+            return f"summary.imagenet_p.{key} is {_kind(p[key])}, not an object"
+    ci = p.get("ci") or {}
+    for key, (low, high, what) in P_FIELDS.items():
+        value = p.get(key)
+        if not (value is None or isinstance(value, float) and math.isnan(value)) and not _in_range(value, low, high):
+            return f"summary.imagenet_p.{key} is {_kind(value)}, not {what} or null"
+        bounds = ci.get(key)
+        if bounds is not None and not (isinstance(bounds, dict) and _in_range(bounds.get("ci_low"), -math.inf, math.inf)
+                                       and _in_range(bounds.get("ci_high"), bounds["ci_low"], math.inf)):
+            return f"summary.imagenet_p.ci.{key} is {_kind(bounds)}, not {{ci_low, ci_high}} numbers, low <= high"
+    for ratios, _ in P_RATIOS.values():
+        for name, value in (p.get(ratios) or {}).items():
+            if not _in_range(value, 0, math.inf):
+                return f"summary.imagenet_p.{ratios}.{name} is {_kind(value)}, not a ratio >= 0"
+    for config, entry in (p.get("per_config") or {}).items():
+        if not isinstance(entry, dict):
+            return f"summary.imagenet_p.per_config.{config} is {_kind(entry)}, not an object"
+        for raw in ("flip_probability", "top5_distance"):
+            value = entry.get(raw)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)) \
+                    and not _in_range(value, 0, math.inf):
+                return f"summary.imagenet_p.per_config.{config}.{raw} is {_kind(value)}, not a number >= 0 or null"
     return None
+
+
+def _in_range(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+        low <= value <= high
 
 
 def _metric_problem(where: str, m) -> str | None:
@@ -452,8 +523,9 @@ def build_leaderboard(results: list, names=None, sort: str | None = None, bootst
                 _data_name(r), label=label)
             for label, name, r in zip(labels, names, results)]
     board = Leaderboard(rows, tasks, {}, sort or "", notes)
+    _imagenet_p_columns(board, results)
     board.sort = sort or (MEAN if board.shift_tasks else CLEAN if any(t.id == CLEAN for t in tasks)
-                          else (tasks[0].id if tasks else ""))
+                          else (tasks[0].id if tasks else _imagenet_p_sort(board)))
     for row in rows:
         shifted = [row.values[t.id] for t in board.shift_tasks if t.id in row.values]
         if shifted:
@@ -463,9 +535,59 @@ def build_leaderboard(results: list, names=None, sort: str | None = None, bootst
     _rank(board)
     if bootstrap:
         _add_intervals(board, sources, bootstrap, seed)
+        _imagenet_p_intervals(board, sources)
         _er_intervals(board)
         _compare(board)
     return board
+
+
+def _imagenet_p_columns(board: Leaderboard, results: list) -> None:
+    """ImageNet-P's mean flip probability and top-5 distance when some model has `summary.imagenet_p`, its mFR and
+    mT5D when every model has them; a column whose models were scored on other perturbations or difficulty (or
+    normalised by another reference) is marked incomparable, with a note saying why. `results` is in row order."""
+    blocks = [imagenet_p_block(r) for r in results]
+    if not any(blocks):
+        return
+    ratios = [c for c in P_RATIOS if all(b and imagenet_p_value(r, c)[0] is not None for b, r in zip(blocks, results))]
+    board.p_columns = [*P_MEANS, *ratios]
+    for row, r in zip(board.rows, results):
+        row.imagenet_p = imagenet_p_scored(r)
+        for column in board.p_columns:
+            value, _ = imagenet_p_value(r, column)
+            if value is not None:
+                row.values[column] = value
+    scored = {row.label: row.imagenet_p for row in board.rows if row.imagenet_p}
+    if len(set(scored.values())) > 1:
+        reason = ("the models were scored on different ImageNet-P perturbations or difficulty ("
+                  + "; ".join(f"{label}: {words}" for label, words in scored.items()) + ")")
+        board.p_incomparable = dict.fromkeys(board.p_columns, reason)
+    else:
+        labelled = [(row.label, r) for row, r in zip(board.rows, results)]
+        board.p_incomparable = {c: why for c in ratios if (why := imagenet_p_reference_difference(labelled, c))}
+    for reason in dict.fromkeys(board.p_incomparable.values()):  # one note per reason, its columns named
+        columns = [c for c, why in board.p_incomparable.items() if why == reason]
+        board.notes.append(f"{', '.join(md_code(c) for c in columns)} incomparable (marked ?): {md_escape(reason)}")
+    board.notes.append("ImageNet-P columns come from each results.json's `summary.imagenet_p` (lower is better): the "
+                       "mean flip probability (%) and top-5 distance (rank positions) over its benchmark perturbations"
+                       + (", mFR / mT5D normalised by the AlexNet reference (%)" if ratios else "")
+                       + "; their ± are the intervals `evaluate` wrote (a bootstrap over source images), not "
+                       "resampled here, and no two models are compared pairwise on them")
+
+
+def _imagenet_p_sort(board: Leaderboard) -> str:
+    """The default ranking column of results with no task column: mFR, else the mean flip probability, if
+    comparable; '' when neither is (_rank then says why)."""
+    return next((c for c in ("imagenet_p_mfr", "imagenet_p_flip_probability")
+                 if c in board.p_columns and c not in board.p_incomparable), "")
+
+
+def _imagenet_p_intervals(board: Leaderboard, sources: list) -> None:
+    """Each ImageNet-P value's interval, as its results.json gives it."""
+    for row, results, _ in sources:
+        for column in board.p_columns:
+            _, ci = imagenet_p_value(results, column)
+            if ci is not None and column in row.values:
+                row.intervals[column] = ci
 
 
 def _add_intervals(board: Leaderboard, sources: list, resamples: int, seed: int) -> None:
@@ -473,6 +595,10 @@ def _add_intervals(board: Leaderboard, sources: list, resamples: int, seed: int)
     keeps its values bare, and a note says why)."""
     board.bootstrap = {"method": METHOD, "resamples": resamples, "seed": seed, "level": LEVEL}
     configs = list(dict.fromkeys(c for t in board.tasks for c in t.configs))
+    if not configs:  # only ImageNet-P columns: nothing in predictions.jsonl to resample
+        for row, results, _ in sources:
+            row.identity = data_identity(results, row.data)
+        return
     mean_of = [t.id for t in board.shift_tasks]
     missing = []
     for row, results, name in sources:
@@ -512,6 +638,9 @@ def _compare(board: Leaderboard) -> None:
     ranked = [k for k, r in enumerate(board.rows) if board.sort in r.values]
     entries = [(k, board.rows[k].identity, board.rows[k].stats, board.rows[k].why_no_intervals) for k in ranked]
     board.pairs = [compare(a, b, board.sort) for n, a in enumerate(entries) for b in entries[n + 1:]]
+    if board.sort in board.p_columns:  # only whether they are on the same data is said
+        board.pairs = [Pair(p.first, p.second, UNTESTED, reason=P_UNTESTED) if p.status == UNTESTED else p
+                       for p in board.pairs]
     index = {(p.first, p.second): p for p in board.pairs}
     for k in ranked[1:]:
         above = [index[j, k] for j in range(k - 1, -1, -1)]
@@ -534,8 +663,10 @@ def _same_run_key(results: dict) -> tuple:
     data pinned with the images taken from it."""
     model, options = results["model"], results.get("options") or {}
     scored = tuple(sorted(c for c, m in results["metrics"].items() if m.get("n_scored")))
+    sequences = tuple(sorted((imagenet_p_block(results) or {}).get("per_config") or {}))  # not in metrics
     return (model_label(model), model["id"], model.get("revision"), model.get("weights_sha256"),
-            _data_name(results), scored, options.get("limit"), options.get("label_space"))
+            _data_name(results), scored, sequences, imagenet_p_scored(results), options.get("limit"),
+            options.get("label_space"))
 
 
 def _drop_duplicates(results: list, names: list) -> tuple[list, list, list]:
@@ -604,9 +735,15 @@ def _rank(board: Leaderboard) -> None:
     known = {t.id: t.higher_is_better for t in board.tasks}
     if board.shift_tasks:
         known[MEAN] = True
+    if board.sort in board.p_incomparable:
+        raise LeaderboardError(f"--sort {board.sort}: cannot rank by it, {board.p_incomparable[board.sort]}; "
+                               "evaluate the models on the same imagenet_p configs and --p-difficulty")
+    known.update((c, False) for c in board.p_columns if c not in board.p_incomparable)  # lower is steadier
     if not known:
-        raise LeaderboardError("the results share no config any eval.yaml task covers; evaluate the models on "
-                               "the same configs")
+        because = (f", and their ImageNet-P columns cannot rank them: {next(iter(board.p_incomparable.values()))}"
+                   if board.p_incomparable else "")
+        raise LeaderboardError(f"the results share no config any eval.yaml task covers{because}; evaluate the "
+                               "models on the same configs")
     if board.sort not in known:
         raise LeaderboardError(f"--sort {board.sort}: not a column here (choose from {', '.join(known)})")
     higher = known[board.sort]

@@ -12,7 +12,7 @@ import html
 import re
 from pathlib import Path
 
-from .leaderboard_stats import INCOMPARABLE, NOT_SEPARATED, UNTESTED
+from .leaderboard_stats import DIGITS, INCOMPARABLE, NOT_SEPARATED, UNTESTED
 
 MARK_SIGNS = {NOT_SEPARATED: "=", INCOMPARABLE: "?"}  # as leaderboard.MARKS: the markdown and the page agree
 
@@ -53,16 +53,17 @@ PAGE = """<!DOCTYPE html>
 <body>
 <main>
 <h1>shift_hub leaderboard</h1>
-<p class="meta">Ranked by <code>{{ sort }}</code> ({{ count }}; values in %; mCE: lower is better)
+<p class="meta">Ranked by <code>{{ sort }}</code> ({{ count }}; {{ units }})
 {%- if bootstrap %}; each value ± the half-width of its {{ level }} interval ({{ bootstrap.method }},
-{{ bootstrap.resamples }} resamples, seed {{ bootstrap.seed }}){% else %}; no intervals (bootstrap off, or no
-predictions.jsonl: see the notes){% endif %}.
+{{ bootstrap.resamples }} resamples, seed {{ bootstrap.seed }}){% elif p_intervals %}; ImageNet-P values ± the
+half-width of the interval their results.json gives, no other value resampled (see the notes){% else %};
+no intervals (bootstrap off, or no predictions.jsonl: see the notes){% endif %}.
 Click a column header to sort.</p>
 
 <h2>Ranking</h2>
 <div class="scroll">
 <table id="ranking" class="sortable">
-<thead><tr>{% for c in columns %}<th data-type="{{ c.type }}" class="{{ c.type }}">{{ c.name }}</th>{% endfor %}</tr></thead>
+<thead><tr>{% for c in columns %}<th data-type="{{ c.type }}" class="{{ c.type }}{{ c.css }}"{% if c.title %} title="{{ c.title }}"{% endif %}>{{ c.name }}</th>{% endfor %}</tr></thead>
 <tbody>
 {%- for row in rows %}
 <tr data-model="{{ row.label }}">{% for cell in row.cells %}<td class="{{ cell.type }}" data-sort="{{ cell.sort }}">{{ cell.text }}
@@ -163,11 +164,12 @@ def write_leaderboard_html(board, path, plot=None) -> Path:
     level = f"{100 * board.bootstrap.get('level', 0.95):g} %"
     count = f"{len(board.rows)} model" + ("" if len(board.rows) == 1 else "s")
     fitted = [t.id for t in board.shift_tasks if board.fits.get(t.id)]
+    resampled = any(k not in board.p_columns for r in board.rows for k in r.intervals)  # ImageNet-P's are not
     page = Environment(autoescape=True).from_string(PAGE).render(
-        sort=board.sort, count=count, level=level,
-        bootstrap=board.bootstrap if any(r.intervals for r in board.rows) else None,
+        sort=board.sort, count=count, level=level, units=board.units(),
+        bootstrap=board.bootstrap if resampled else None, p_intervals=any(r.intervals for r in board.rows),
         columns=[{"name": "rank", "type": "num"}, {"name": "model", "type": "text"},
-                 *({"name": i, "type": "num"} for i in board.columns), {"name": "data", "type": "text"}],
+                 *(_header(board, i) for i in board.columns), {"name": "data", "type": "text"}],
         rows=[{"label": r.label, "cells": _cells(board, k, level)} for k, r in enumerate(board.rows)],
         marks=[{"sign": MARK_SIGNS[r.versus.status], "rank": r.rank, "label": r.label, "words": board.mark_words(k)}
                for k, r in enumerate(board.rows) if r.versus and r.versus.status in MARK_SIGNS],
@@ -188,8 +190,18 @@ def _cells(board, k: int, level: str) -> list[dict]:
         rank.update(mark=sign, title=board.mark_words(k))
     cells = [rank, {"type": "text", "text": row.label, "sort": row.label}]
     for column in board.columns:
-        cells.append(_number(row.values.get(column), row.intervals.get(column)))
+        cell = _number(row.values.get(column), row.intervals.get(column), digits=DIGITS.get(column, 2))
+        why = board.p_incomparable.get(column)
+        if why and row.values.get(column) is not None:  # the models of this column compare unlike with unlike
+            cell.update(type="num incomparable", mark="?", title=f"incomparable: {why}")
+        cells.append(cell)
     return cells + [{"type": "text", "text": row.data, "sort": row.data}]
+
+
+def _header(board, column: str) -> dict:
+    why = board.p_incomparable.get(column)
+    return {"name": column, "type": "num", "css": " incomparable" if why else "",
+            "title": f"incomparable: {why}" if why else ""}
 
 
 def _er_cells(row, fitted: list) -> list[dict]:
@@ -197,14 +209,15 @@ def _er_cells(row, fitted: list) -> list[dict]:
             *(_number(row.effective_robustness.get(t), row.er_intervals.get(t), signed=True) for t in fitted)]
 
 
-def _number(value, ci, signed: bool = False) -> dict:
-    """A value cell: two decimals, the half-width of its interval beside it, the unrounded value to sort by."""
+def _number(value, ci, signed: bool = False, digits: int = 2) -> dict:
+    """A value cell: two decimals (or `digits`), the half-width of its interval beside it, the unrounded value to
+    sort by."""
     if value is None:
         return {"type": "num", "text": "-", "sort": ""}
-    shown = round(value, 2) + 0.0
-    text = f"{shown:+.2f}" if signed and shown else f"{shown:.2f}"
+    shown = round(value, digits) + 0.0
+    text = f"{shown:+.{digits}f}" if signed and shown else f"{shown:.{digits}f}"
     return {"type": "num", "text": text, "sort": repr(float(value)),
-            "pm": "" if ci is None else f"{(ci[1] - ci[0]) / 2:.2f}"}
+            "pm": "" if ci is None else f"{(ci[1] - ci[0]) / 2:.{digits}f}"}
 
 
 def _pair(board, pair) -> dict:

@@ -239,3 +239,84 @@ def interval_of(samples) -> tuple[float, float] | None:
     """(low, high) of the LEVEL percentile interval, or None without a finite resample."""
     ci = interval(samples)
     return None if ci is None else (ci["ci_low"], ci["ci_high"])
+
+
+# ----------------------------------------------------------------------------------------------
+# ImageNet-P columns: read from each results.json's summary.imagenet_p, never resampled here (its sequences are
+# not in the per-image matrices), so their intervals are the ones `evaluate` wrote
+# ----------------------------------------------------------------------------------------------
+
+# column id -> (summary.imagenet_p field, scale: 100 shows a fraction in %, 1 a top-5 distance in rank positions)
+P_COLUMNS = {"imagenet_p_flip_probability": ("mean_flip_probability", 100),
+             "imagenet_p_top5_distance": ("mean_top5_distance", 1),
+             "imagenet_p_mfr": ("mfr", 100), "imagenet_p_mt5d": ("mt5d", 100)}
+DIGITS = {"imagenet_p_top5_distance": 3}  # decimals shown; every other column 2 (a top-5 distance is often < 1)
+P_MEANS = ("imagenet_p_flip_probability", "imagenet_p_top5_distance")  # shown when some model has ImageNet-P
+# shown when every model has it: column -> (its per-perturbation ratios, the raw per-config value they divide)
+P_RATIOS = {"imagenet_p_mfr": ("flip_rate", "flip_probability"),
+            "imagenet_p_mt5d": ("top5_distance_ratio", "top5_distance")}
+
+
+def imagenet_p_block(results: dict) -> dict | None:
+    summary = results.get("summary")
+    block = summary.get("imagenet_p") if isinstance(summary, dict) else None
+    return block if isinstance(block, dict) else None
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def imagenet_p_value(results: dict, column: str) -> tuple[float | None, tuple[float, float] | None]:
+    """(the column's value in its unit, (low, high) of the 95 % interval results.json gives it), Nones when absent."""
+    block = imagenet_p_block(results)
+    field, scale = P_COLUMNS[column]
+    value = block.get(field) if block else None
+    if not _finite(value):
+        return None, None
+    ci = (block.get("ci") or {}).get(field)
+    ok = isinstance(ci, dict) and _finite(ci.get("ci_low")) and _finite(ci.get("ci_high"))
+    return scale * value, (scale * ci["ci_low"], scale * ci["ci_high"]) if ok else None
+
+
+def imagenet_p_scored(results: dict) -> str:
+    """`difficulty 1: brightness, translate`: what a model's ImageNet-P means are over, '' without ImageNet-P.
+    Two models whose words differ average other perturbations, or compare frames another stride apart."""
+    block = imagenet_p_block(results)
+    if block is None:
+        return ""
+    names = ", ".join(sorted(block.get("perturbations") or [])) or "no benchmark perturbation"
+    return f"difficulty {block.get('difficulty', 1)}: {names}"
+
+
+def imagenet_p_reference_difference(labelled: list[tuple[str, dict]], column: str) -> str:
+    """Why mFR or mT5D (`column`) of these (label, results) compare unlike with unlike, or '': their ratios must
+    be over the same perturbations and, where a reference value can be read back (raw value / ratio), divided by
+    the same AlexNet reference. results.json does not name its reference file, so this is the check there is."""
+    ratios_field, raw_field = P_RATIOS[column]
+    over = {label: tuple(sorted(imagenet_p_block(r).get(ratios_field) or {})) for label, r in labelled}
+    if len(set(over.values())) > 1:
+        return (f"{column} is over different perturbations ("
+                + "; ".join(f"{label}: {', '.join(names) or 'none'}" for label, names in over.items()) + ")")
+    seen: dict[str, tuple[str, float]] = {}
+    for label, results in labelled:
+        for name, value in _implied_reference(imagenet_p_block(results), ratios_field, raw_field).items():
+            first = seen.setdefault(name, (label, value))
+            if not math.isclose(first[1], value, rel_tol=1e-6):
+                return (f"{column} is normalised by different reference values ({name}: {first[1]:.6g} for "
+                        f"{first[0]}, {value:.6g} for {label})")
+    return ""
+
+
+def _implied_reference(block: dict, ratios_field: str, raw_field: str) -> dict[str, float]:
+    """{perturbation: the reference value its ratio was divided by}, where the raw value and the ratio are both
+    non-zero; at difficulty d a noise perturbation's raw value is its `_d` config's, as protocols.at_difficulty."""
+    difficulty = block.get("difficulty", 1)
+    raw = {e.get("perturbation"): e.get(raw_field) for e in (block.get("per_config") or {}).values()
+           if isinstance(e, dict)}
+    out = {}
+    for name, ratio in (block.get(ratios_field) or {}).items():
+        value = raw.get(f"{name}_{difficulty}", raw.get(name))
+        if _finite(value) and _finite(ratio) and value and ratio:
+            out[name] = value / ratio
+    return out

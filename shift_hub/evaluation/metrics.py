@@ -78,16 +78,59 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
     n = conf.size
     if n == 0:
         return float("nan")
-    order = np.argsort(conf, kind="quicksort")
+    order, bounds = equal_mass_bins(conf, n_bins)
     conf, hit = conf[order], hit[order]
-    cuts = np.linspace(0, n - 1, n_bins + 1).astype(int) + 1
-    bounds = [0, *cuts[1:-1].tolist(), n]
     ece = 0.0
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         if hi <= lo:
             continue
         ece += (hi - lo) / n * abs(conf[lo:hi].mean() - hit[lo:hi].mean())
     return float(ece)
+
+
+def equal_mass_bins(confidences: np.ndarray, n_bins: int = 15) -> tuple[np.ndarray, list[int]]:
+    """(the order sorting the confidences, the bins' bounds in that order): ECE's equal-mass bins."""
+    n = len(confidences)
+    order = np.argsort(confidences, kind="quicksort")
+    cuts = np.linspace(0, n - 1, n_bins + 1).astype(int) + 1
+    return order, [0, *cuts[1:-1].tolist(), n]
+
+
+def _ece_intervals(per: dict, rows: Sequence[Mapping], configs: Sequence[str], resamples: int, seed: int,
+                   n_bins: int = 15) -> None:
+    """ECE's interval per config from the same resample weights as top-1's (same images, same seed). The bins
+    are held at the full sample's equal-mass cuts: a resample sums its weighted (confidence - hit) per bin, so
+    ECE_b = sum over bins |sum w (conf - hit)| / sum w, one matrix product for every config at once."""
+    with_ece = [c for c in configs if per.get(c) and np.isfinite(per[c]["ece"])]
+    if not with_ece:
+        return
+    ids = sorted({r["image_id"] for r in rows})  # as intervals.correctness: the same n, so the same weights
+    where = {image_id: i for i, image_id in enumerate(ids)}
+    column = {c: k for k, c in enumerate(with_ece)}
+    scored: dict[str, list[Mapping]] = defaultdict(list)
+    for r in rows:
+        if r["config"] in column and r["scorable"]:
+            scored[r["config"]].append(r)
+    gap = np.zeros((len(ids), len(with_ece) * n_bins), dtype=np.float32)  # (conf - hit) in its config's bin
+    present = np.zeros((len(ids), len(with_ece)), dtype=np.float32)
+    for c, k in column.items():
+        image = np.array([where[r["image_id"]] for r in scored[c]])
+        conf = np.array([r["confidence"] for r in scored[c]], dtype=np.float64)
+        hit = np.array([bool(r["correct"]) for r in scored[c]], dtype=np.float64)
+        order, bounds = equal_mass_bins(conf, n_bins)
+        for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            members = order[lo:hi]
+            gap[image[members], k * n_bins + j] = conf[members] - hit[members]
+        present[image, k] = 1.0
+    samples = []
+    for w in resample_weights(len(ids), resamples, seed):
+        w = w.astype(np.float32)
+        per_bin = np.abs(w @ gap).reshape(len(w), len(with_ece), n_bins).sum(axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            samples.append(per_bin / (w @ present))
+    ece = np.concatenate(samples)
+    for c, k in column.items():
+        per[c].setdefault("ci", {})["ece"] = interval(ece[:, k])
 
 
 def drop(accuracy_shift: float, accuracy_clean: float) -> dict[str, float]:
@@ -218,6 +261,8 @@ def summarize(rows: Sequence[Mapping], configs: Sequence[str], bootstrap: int | 
     scored = _summarize(rows, configs)
     resamples = DEFAULT_RESAMPLES if bootstrap is None else bootstrap
     scored = add_intervals(scored, rows, configs, resamples, seed, derived=_imagenet_c_intervals)
+    if resamples and rows:
+        _ece_intervals(scored["per_config"], rows, configs, resamples, seed)
     if scored["summary"].get("watermark") and resamples:
         _watermark_intervals(scored["summary"]["watermark"], rows, resamples, seed)
     if scored["summary"].get("imagenet_9") and resamples:

@@ -3,7 +3,9 @@
 Each item is made as the engine writes it (geometry, `rows.apply_shift`, encoding), so a model sees
 byte-for-byte the images the stored config would hold (tested). The loader walks these configs image by
 image, and each process decodes a source image once and brings it to each distinct geometry once for all
-its configs, as `generate` does; every config shifts its own copy of that array.
+its configs, as `generate` does; every config shifts its own copy of that array. An ImageNet-P config
+(ShiftSpec.frames) is one item per frame: its sequence is made once per image and process, and its frames are
+encoded as the stored `frames` column encodes them (`rows.encode_output`), so they are those bytes.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from ..imaging import BadImage, decode
 from ..jobs import GenerationError
 from ..planning import plan_examples, preflight
 from ..registry import MASKS, Geometry, expand, get
-from ..rows import apply_shift, through_geometry
+from ..rows import apply_shift, encode_output, split_columns, through_geometry
 from ..sources import Example, Source, SourceError, open_source
+from .frame_rows import FRAMES_COLUMN, FrameImages, registry_frame_count, spread
 from .runner import ConfigData, DataError, _registry_space
 
 KEEP_IMAGES = 2  # source images a process holds (their geometry outputs): consecutive items share one image
@@ -77,6 +80,40 @@ class ShiftedImages:
         data = imaging.encode(np.ascontiguousarray(out), self.spec.encoding)
         return {"image": {"bytes": data, "path": None}}
 
+    def source_row(self, r: int) -> int:
+        """The source image item r is made from (the loader walks items in source-image order)."""
+        return r
+
+
+class ShiftedSequences(FrameImages):
+    """A sequence config's frames, made on access: item i is {"image": frame k of example r's sequence}, the
+    frames stored rows are spread into (`frame_rows`), so the evaluation scores both alike. Items are walked
+    frame by frame, and the sequence last made is kept (FrameImages holds the row last read): one shift per
+    image and process. `source_row` and `source_images` are what the loader orders items by."""
+
+    def __init__(self, spec, source_images: SourceImages, seed: int, length: int):
+        super().__init__(_Sequences(spec, source_images, seed), [length] * len(source_images),
+                         f"on-the-fly config {spec.name!r}")
+        self.source_images = source_images
+
+    def source_row(self, i: int) -> int:
+        return self.index[i][0]
+
+
+class _Sequences:
+    """Row r is {"frames": the stored cells of example r's sequence}: geometry, shift and the encoding of
+    `generate`'s rows (PNG frames; an mp4 folder's decoded frames are not reproduced on the fly)."""
+
+    def __init__(self, spec, source_images: SourceImages, seed: int):
+        self.spec, self.source_images, self.seed = spec, source_images, seed
+
+    def __getitem__(self, r: int) -> dict:
+        example, _ = self.source_images.examples[r]
+        shaped = self.source_images.shaped(r, self.spec.geometry).copy()  # a shift may work in place
+        out, columns = split_columns(self.spec, apply_shift(self.spec, shaped, self.seed, example.image_id))
+        _, columns = encode_output(self.spec, example, out, self.spec.encoding, columns)
+        return {FRAMES_COLUMN: columns[FRAMES_COLUMN]}
+
 
 def open_on_the_fly(source: Source | str, configs, *, seed: int = 0, limit: int | None = None,
                     label_space=None) -> tuple[dict, list[ConfigData]]:
@@ -89,6 +126,10 @@ def open_on_the_fly(source: Source | str, configs, *, seed: int = 0, limit: int 
     if unsupported:
         raise DataError(f"{', '.join(unsupported)} cannot run on the fly (GPU models or object masks): "
                         "generate them with `shift-hub generate` and evaluate the folder")
+    uncounted = [s.name for s in specs if s.frames and registry_frame_count(s.name) is None]
+    if uncounted:  # its items are frames: their number must be known before any sequence is made
+        raise DataError(f"{', '.join(uncounted)} cannot run on the fly (a sequence config whose frame count the "
+                        "registry does not give): generate it with `shift-hub generate` and evaluate the folder")
     try:
         preflight(specs)  # pattern files and the like, checked before any image is read
     except GenerationError as exc:
@@ -105,6 +146,17 @@ def open_on_the_fly(source: Source | str, configs, *, seed: int = 0, limit: int 
     labels = [list(e.labels) for e, _ in usable]
     ids = [i for _, i in usable]
     images = SourceImages(source, usable, [s.geometry for s in specs])  # one decode per image for every config
-    parts = [ConfigData(s.name, ShiftedImages(s, images, seed), label_space or _registry_space(s.name, labels),
-                        labels, ids, [s.severity or 0] * len(usable)) for s in specs]
+    parts = [_part(s, images, seed, label_space or _registry_space(s.name, labels), labels, ids) for s in specs]
     return {"source": source.describe(), "kind": "on-the-fly", "seed": seed}, parts
+
+
+def _part(spec, images: SourceImages, seed: int, space, labels: list, ids: list) -> ConfigData:
+    """One config's ConfigData; a sequence config's, as runner builds a stored one: one item per frame, with
+    frame ids, frame labels and its `sequences`, so `evaluate` scores it by flip probability the same way."""
+    if not spec.frames:
+        return ConfigData(spec.name, ShiftedImages(spec, images, seed), space, labels, ids,
+                          [spec.severity or 0] * len(ids))
+    length = registry_frame_count(spec.name)
+    frame_ids, frame_labels, sequences = spread(ids, labels, [length] * len(ids))
+    return ConfigData(spec.name, ShiftedSequences(spec, images, seed, length), space, frame_labels, frame_ids,
+                      [0] * len(frame_ids), sequences=tuple(sequences))

@@ -119,14 +119,23 @@ def _pairs(length: int, noise: bool, difficulty: int) -> list[tuple[int, int]]:
     return out
 
 
-def flip_probability(predictions: Sequence[Sequence[int]], noise: bool, difficulty: int = 1) -> float:
-    """Mean over sequences of the share of compared frame pairs whose top-1 prediction differs."""
-    per_sequence = []
+def flips_per_sequence(predictions: Sequence[Sequence[int]], noise: bool, difficulty: int = 1) -> list[float]:
+    """Per sequence, the share of compared frame pairs whose top-1 prediction differs (NaN: no pair)."""
+    out = []
     for seq in predictions:
         pairs = _pairs(len(seq), noise, difficulty)
-        if pairs:
-            per_sequence.append(np.mean([seq[a] != seq[b] for a, b in pairs]))
-    return float(np.mean(per_sequence)) if per_sequence else float("nan")
+        out.append(float(np.mean([seq[a] != seq[b] for a, b in pairs])) if pairs else float("nan"))
+    return out
+
+
+def flip_probability(predictions: Sequence[Sequence[int]], noise: bool, difficulty: int = 1) -> float:
+    """Mean over sequences of the share of compared frame pairs whose top-1 prediction differs."""
+    return _mean_finite(flips_per_sequence(predictions, noise, difficulty))
+
+
+def _mean_finite(values: Sequence[float]) -> float:
+    kept = [v for v in values if not np.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 def sequences_from_rows(rows: Sequence[Mapping], expected: Sequence[tuple[str, int]]
@@ -156,14 +165,19 @@ def top5_pair_distance(top5_before: Sequence[int], top5_after: Sequence[int]) ->
     return int(sum(abs(i - min(position.get(int(c), 6), 6)) for i, c in enumerate(top5_before[:5], start=1)))
 
 
-def top5_distance(top5: Sequence[Sequence[Sequence[int]]], noise: bool, difficulty: int = 1) -> float:
-    """Mean over sequences of the mean top-5 distance of the compared frame pairs."""
-    per_sequence = []
+def top5_distances_per_sequence(top5: Sequence[Sequence[Sequence[int]]], noise: bool, difficulty: int = 1
+                                ) -> list[float]:
+    """Per sequence, the mean top-5 distance of its compared frame pairs (NaN: no pair)."""
+    out = []
     for seq in top5:
         pairs = _pairs(len(seq), noise, difficulty)
-        if pairs:
-            per_sequence.append(np.mean([top5_pair_distance(seq[a], seq[b]) for a, b in pairs]))
-    return float(np.mean(per_sequence)) if per_sequence else float("nan")
+        out.append(float(np.mean([top5_pair_distance(seq[a], seq[b]) for a, b in pairs])) if pairs else float("nan"))
+    return out
+
+
+def top5_distance(top5: Sequence[Sequence[Sequence[int]]], noise: bool, difficulty: int = 1) -> float:
+    """Mean over sequences of the mean top-5 distance of the compared frame pairs."""
+    return _mean_finite(top5_distances_per_sequence(top5, noise, difficulty))
 
 
 def at_difficulty(values: Mapping[str, float], difficulty: int = 1) -> dict[str, float]:

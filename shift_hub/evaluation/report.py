@@ -16,7 +16,8 @@ from .html_report import PLOT_TITLES, write_report_html
 from .left_out import describe_incomplete, describe_unreadable  # runner, api and command.py import them from here
 
 PLOT_FILES = {"accuracy_per_shift": "accuracy_per_shift.png", "accuracy_vs_severity": "accuracy_vs_severity.png",
-              "imagenet_x_factors": "imagenet_x_factors.png"}  # the last shown in report.html's ImageNet-X section
+              "imagenet_x_factors": "imagenet_x_factors.png",  # shown in report.html's ImageNet-X section
+              "imagenet_p_flip_probability": "imagenet_p_flip_probability.png"}  # and this in its ImageNet-P one
 PLOT_SOFTWARE = "shift_hub"  # PNG `Software` text of every plot shift_hub writes: only such files are ever replaced
 _SAFE_CODE = re.compile(r"[\w.\-/]+")
 log = logging.getLogger("shift_hub")
@@ -76,6 +77,38 @@ def in9_line(g: dict) -> str:
     return (f"ImageNet-9 ({images}, {md_escape(g.get('label_space'))} label space): BG-gap {_signed(g.get('bg_gap'))}"
             f"{_pm(ci)} pts (top-1 on in9_mixed_same {_pct(g.get('mixed_same_top1'))} % minus in9_mixed_rand "
             f"{_pct(g.get('mixed_rand_top1'))} %)")
+
+
+def _num(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _pm_num(ci, digits: int = 3) -> str:
+    """` ± h` in the value's own unit (top-5 distance is no percentage)."""
+    if not ci:
+        return ""
+    return f" ± {(ci['ci_high'] - ci['ci_low']) / 2:.{digits}f}"
+
+
+def imagenet_p_lines(p: dict) -> list[str]:
+    """ImageNet-P (results.json `summary.imagenet_p`) in table.md: per config its flip probability and top-5
+    distance, then the means over the benchmark's perturbations and, with a reference, mFR / mT5D."""
+    lines = ["| ImageNet-P config | sequences | frames | compared with | flip probability % | top-5 distance |",
+             "|---|---:|---:|---|---:|---:|"]
+    for name, e in (p.get("per_config") or {}).items():
+        ci = e.get("ci") or {}
+        left = f" (+{len(e['incomplete'])} incomplete, left out)" if e.get("incomplete") else ""
+        lines.append(f"| {md_escape(name)} | {e.get('sequences')}{left} | {e.get('frames')} | "
+                     f"{md_escape(e.get('compared_to'))} | {_pct(e.get('flip_probability'))}"
+                     f"{_pm(ci.get('flip_probability'))} | {_num(e.get('top5_distance'))}"
+                     f"{_pm_num(ci.get('top5_distance'))} |")
+    from .sequence_scores import means_sentence
+
+    text = means_sentence(p, lambda v, ci: f"{_pct(v)}{_pm(ci)}", lambda v, ci: f"{_num(v)}{_pm_num(ci)}", md_escape)
+    lines += ["", f"ImageNet-P: {text}"]
+    return lines
 
 
 def _subset_words(subset) -> str:
@@ -142,7 +175,7 @@ def markdown_table(results: dict) -> str:
             + (f" (+{m['n_unscorable']} unscorable)" if m["n_unscorable"] else "")
             + (f" (+{unread} unreadable)" if unread else "")
             + f" | {_pct(m['top1'])}{_pm(ci.get('top1'))} | {_pct(m['top5'])}{_pm(ci.get('top5'))} | "
-            f"{_pct(d.get('abs'))}{_pm(ci.get('drop_abs'))}{shared} | {_pct(d.get('rel'))} | {_pct(m['ece'])} |"
+            f"{_pct(d.get('abs'))}{_pm(ci.get('drop_abs'))}{shared} | {_pct(d.get('rel'))} | {_pct(m['ece'])}{_pm(ci.get('ece'))} |"
         )
     if notes:
         lines += [""] + [f"[{i}] {text}" for i, text in enumerate(notes, 1)]
@@ -176,6 +209,8 @@ def markdown_table(results: dict) -> str:
         lines += ["", watermark_line(summary["watermark"])]
     if isinstance(summary.get("imagenet_9"), dict):
         lines += ["", in9_line(summary["imagenet_9"])]
+    if isinstance(summary.get("imagenet_p"), dict):
+        lines += ["", *imagenet_p_lines(summary["imagenet_p"])]
     if isinstance(summary.get("imagenet_x"), dict):
         from .imagenet_x import table_line
 
@@ -264,11 +299,13 @@ def draw_plot(draw, *args) -> Path | None:
 PLOT_WIDTH_IN = 10  # inches: 1200 px at 120 dpi, report.html's column width (shown 1:1, no rescaling)
 
 
-def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path:
+def plot_accuracy_per_shift(results: dict, path: str | Path) -> Path | None:
     from .metrics import config_info
 
     # one bar per shift: configs that differ only by severity are averaged into one bar
     metrics = {n: m for n, m in results["metrics"].items() if m["n_scored"]}
+    if not metrics:  # e.g. only ImageNet-P sequence configs, which have their own plot
+        return None
     info = config_info(list(metrics))
     bars: dict[str, list[float]] = {}
     for name, m in metrics.items():
@@ -380,6 +417,40 @@ def plot_imagenet_x_factors(results: dict, path: str | Path) -> Path | None:
     return Path(path)
 
 
+def plot_imagenet_p_flip_probability(results: dict, path: str | Path) -> Path | None:
+    """ImageNet-P's flip probability per config (results.json `summary.imagenet_p`), with its 95 % interval as an
+    error bar, or None when no config holds a scored sequence."""
+    block = results.get("summary", {}).get("imagenet_p") or {}
+    bars = [(name, 100 * e["flip_probability"], (e.get("ci") or {}).get("flip_probability"))
+            for name, e in (block.get("per_config") or {}).items()
+            if e.get("sequences") and isinstance(e.get("flip_probability"), (int, float))
+            and not math.isnan(e["flip_probability"])]
+    if not bars:
+        return None
+    values = [v for _, v, _ in bars]
+    # distances from each bar to its interval's ends (none for a bar without one)
+    lows = [max(0.0, v - 100 * ci["ci_low"]) if ci else 0.0 for _, v, ci in bars]
+    highs = [max(0.0, 100 * ci["ci_high"] - v) if ci else 0.0 for _, v, ci in bars]
+    right = max(v + h for v, h in zip(values, highs))
+    height = max(3.0, 0.3 * len(bars) + 1.5)
+    with plain_text_figure(path, figsize=(PLOT_WIDTH_IN, height), layout="constrained") as fig:
+        ax = fig.subplots()
+        ax.barh(range(len(bars)), values, color="#1f77b4", xerr=[lows, highs],
+                error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "#222222"})
+        ax.set_yticks(range(len(bars)), [name for name, _, _ in bars], fontsize=10)
+        ax.invert_yaxis()  # in results.json's order, top to bottom
+        for y, (v, h) in enumerate(zip(values, highs)):  # after the interval, so neither hides the other
+            ax.text(v + h + 0.01 * max(right, 1.0), y, f"{v:.2f}", va="center", fontsize=9)
+        ax.set_xlim(0, 1.15 * max(right, 1.0))  # room for the value written after the longest bar
+        ax.set_xlabel("flip probability (%): top-1 changes between the frames compared; lower is steadier",
+                      fontsize=11)
+        ax.tick_params(axis="x", labelsize=10)
+        ax.set_title(f"{results['model']['id']}: ImageNet-P flip probability per config "
+                     f"(difficulty {block.get('difficulty', 1)}"
+                     + ("; bars: 95 % intervals)" if any(ci for _, _, ci in bars) else ")"), fontsize=12)
+    return Path(path)
+
+
 def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool = True) -> dict[str, Path]:
     """results.json, predictions.jsonl (one row per image), table.md, model-index.yaml, the plots and
     report.html (everything above on one self-contained page, with a clean-vs-shifted gallery). A plot that
@@ -395,7 +466,8 @@ def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool 
     paths["table"].write_text(markdown_table(results) + "\n")
     paths["model_index"].write_text(model_index_yaml(results))
     drawers = {"accuracy_per_shift": plot_accuracy_per_shift, "accuracy_vs_severity": plot_accuracy_vs_severity,
-               "imagenet_x_factors": plot_imagenet_x_factors}
+               "imagenet_x_factors": plot_imagenet_x_factors,
+               "imagenet_p_flip_probability": plot_imagenet_p_flip_probability}
     for key, name in PLOT_FILES.items():
         made = draw_plot(drawers[key], results, out / name) if plots else None
         if made:
@@ -404,7 +476,8 @@ def write_outputs(results: dict, rows: list[dict], out: str | Path, plots: bool 
             remove_stale_plot(out / name)
     paths["report_html"] = write_report_html(results, rows, out / "report.html",
                                              plots={k: paths[k] for k in PLOT_TITLES if k in paths},
-                                             imagenet_x_plot=paths.get("imagenet_x_factors"))
+                                             imagenet_x_plot=paths.get("imagenet_x_factors"),
+                                             imagenet_p_plot=paths.get("imagenet_p_flip_probability"))
     return paths
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .frame_rows import FRAMES_COLUMN, FrameImages, is_sequence_config, registry_frame_count, spread
 from .labels import LabelSpace, get_label_space, is_identity, label_space_for, to_imagenet_logits
 
 SPLIT = "validation"
@@ -43,6 +44,7 @@ class ConfigData:
     extra_spaces: tuple = ()  # baselines (clean) are also scored in the other configs' label spaces
     fingerprints: tuple = ()  # local folders: "config/shard:fingerprint" of exactly the files scored
     incomplete: tuple = ()  # local folders: the planned shards missing (scored on those present, and said)
+    sequences: tuple = ()  # ImageNet-P: (sequence id, frames) per stored row; the items are its frames
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,6 +127,9 @@ class LocalConfig:
                             "rerun evaluate when the folder is complete")
         self.column_names = list(self.columns) + ["image"]
         self.images = ShardImages(self.files, self.pins, [t.num_rows for t in tables])
+        has_frames = all(FRAMES_COLUMN in pq.ParquetFile(f).schema_arrow.names for f in files)
+        self.frames = ShardImages(self.files, self.pins, [t.num_rows for t in tables], FRAMES_COLUMN) \
+            if has_frames else None
         self.fingerprints = [f"{config}/{Path(f).name}:{_fingerprint_of(f)}" for f in files]
 
     def __len__(self) -> int:
@@ -156,10 +161,11 @@ def _fingerprint_of(path) -> str:
 
 
 class ShardImages:
-    """The `image` cells of a config's shards by row number, one row group in memory per process."""
+    """The `image` (or another column's) cells of a config's shards by row number, one row group in memory
+    per process."""
 
-    def __init__(self, files: list[str], pins: list[tuple], rows: list[int]):
-        self.files, self.pins = files, pins
+    def __init__(self, files: list[str], pins: list[tuple], rows: list[int], column: str = "image"):
+        self.files, self.pins, self.column = files, pins, column
         self.starts = np.cumsum([0, *rows]).tolist()
         self.count = self.starts[-1]
         self._group = (None, None, None, None)  # (file index, first row, last row, cells)
@@ -193,10 +199,10 @@ class ShardImages:
             while first + meta.metadata.row_group(group).num_rows <= local:
                 first += meta.metadata.row_group(group).num_rows
                 group += 1
-            cells = meta.read_row_group(group, columns=["image"]).column("image").to_pylist()
+            cells = meta.read_row_group(group, columns=[self.column]).column(self.column).to_pylist()
             last = first + len(cells)
             self._group = (f, first, last, cells)
-        return {"image": cells[local - first]}
+        return {self.column: cells[local - first]}
 
 
 def _bad_shards(root: Path, files: list[Path], full: bool) -> list[dict]:
@@ -283,9 +289,27 @@ def _prepare(name: str, dataset, space: LabelSpace | None, limit: int | None) ->
         dataset = dataset.cast_column("image", datasets.Image(decode=False))
     ids = dataset["image_id"] if "image_id" in dataset.column_names else [str(i) for i in range(len(dataset))]
     sev = dataset["severity"] if "severity" in dataset.column_names else [0] * len(dataset)
+    if is_sequence_config(name, dataset.column_names):
+        if FRAMES_COLUMN not in dataset.column_names:
+            raise DataError(f"config {name!r} is an ImageNet-P sequence config without its `frames` column "
+                            f"(columns: {', '.join(dataset.column_names)}); regenerate it with shift-hub generate")
+        frames = dataset.cast_column(FRAMES_COLUMN, datasets.List(datasets.Image(decode=False)))
+        part = ConfigData(name, None, space or _registry_space(name, labels), labels, list(ids), [0] * len(ids))
+        return _as_frames(part, frames.select_columns([FRAMES_COLUMN]), f"config {name!r}")
     dataset = dataset.select_columns(["image"])
     return ConfigData(name, dataset, space or _registry_space(name, labels), labels, list(ids),
                       [int(s or 0) for s in sev])
+
+
+def _as_frames(part: ConfigData, rows, where: str) -> ConfigData:
+    """A sequence config's part with one item per frame (`frame_rows`); `rows[s]` holds row s's frames."""
+    import dataclasses
+
+    n = registry_frame_count(part.name)
+    lengths = [n] * len(part.image_ids) if n else [len(rows[s][FRAMES_COLUMN] or []) for s in range(len(part.image_ids))]
+    ids, labels, sequences = spread(part.image_ids, part.labels, lengths)
+    return dataclasses.replace(part, dataset=FrameImages(rows, lengths, where), labels=labels, image_ids=ids,
+                               severities=[0] * len(ids), sequences=tuple(sequences))
 
 
 def _prepare_local(config: "LocalConfig", space: LabelSpace | None, limit: int | None) -> ConfigData:
@@ -305,6 +329,11 @@ def _prepare_local(config: "LocalConfig", space: LabelSpace | None, limit: int |
     part = ConfigData(config.name, images, space or _registry_space(config.name, labels), labels, list(ids),
                       [int(s or 0) for s in sev])
     part.fingerprints, part.incomplete = config.fingerprints, config.incomplete
+    if is_sequence_config(config.name, ["frames"] if config.frames is not None else []):
+        if config.frames is None:
+            raise UnreadableConfig(config.name, [{"file": None, "reason": "an ImageNet-P sequence config whose shards "
+                                                  "have no `frames` column: regenerate it with shift-hub generate"}])
+        return _as_frames(part, config.frames, f"{Path(config.files[0]).parent}")
     return part
 
 
@@ -354,7 +383,6 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     space = get_label_space(label_space) if label_space else None
     if isinstance(data, datasets.Dataset):
         name = (configs or [None])[0] or (data["config"][0] if "config" in data.column_names and len(data) else "data")
-        refuse_sequences([name], has_frames="frames" in data.column_names)
         part = _prepare(name, data, space, None if subset else limit)
         return {"source": "in-memory dataset", "split": split}, [_restrict(part, subset, limit, "in-memory dataset")
                                                                  if subset is not None else part]
@@ -377,10 +405,6 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     if not available:
         raise DataError(f"{text}: no configs found (expected <config>/{split}-*.parquet)")
     wanted = _select(configs, available)
-    if configs or unreadable is None:
-        refuse_sequences(wanted)
-    else:  # "every config in the data": the sequences are left out and said, the rest still scored
-        wanted = _leave_out_sequences(wanted, unreadable)
     parts = []
     with _quiet_datasets():  # one "Generating validation split" bar per config is noise; ours counts images
         _open_each(wanted, loader, space, None if subset else limit, unreadable, parts)
@@ -403,6 +427,15 @@ def _restrict(part: ConfigData, subset, limit: int | None, where: str) -> Config
     from ..subsets import keep_rows, restrict_rows
 
     fix = f"generate the folder with --subset {subset.name} from a source that holds them all"
+    if part.sequences:  # the subset picks sequences (source images), each kept with all its frames
+        seq_ids = [i for i, _ in part.sequences]
+        first = np.cumsum([0, *(n for _, n in part.sequences)])
+        seq_labels = [part.labels[first[s]] for s in range(len(seq_ids))]
+        rows = keep_rows(seq_ids, seq_labels, subset, f"{where} config {part.name}", fix)[:limit]
+        ids, labels, sequences = spread([seq_ids[r] for r in rows], [seq_labels[r] for r in rows],
+                                        [part.sequences[r][1] for r in rows])
+        return dataclasses.replace(part, dataset=part.dataset.select(rows), labels=labels, image_ids=ids,
+                                   severities=[0] * len(ids), sequences=tuple(sequences))
     rows = keep_rows(part.image_ids, part.labels, subset, f"{where} config {part.name}", fix)[:limit]
     return dataclasses.replace(part, dataset=restrict_rows(part.dataset, rows), labels=[part.labels[r] for r in rows],
                                image_ids=[part.image_ids[r] for r in rows], severities=[part.severities[r] for r in rows])
@@ -447,34 +480,6 @@ def _checked_load(loader, config: str):
         if "no data" in str(exc):  # datasets' message for a split with zero rows
             raise DataError(f"config {config!r} is empty: nothing to evaluate") from None
         raise DataError(f"cannot load config {config!r}: {exc}") from None
-
-
-def refuse_sequences(names: list[str], has_frames: bool = False) -> None:
-    """ImageNet-P configs are sequences scored by flip probability, which evaluate does not compute yet:
-    scoring their `image` (frame 0) as if it were the config would be a wrong number, so they are refused."""
-    from ..registry import REGISTRY
-
-    sequences = [n for n in names if n in REGISTRY and REGISTRY[n].frames] or (list(names[:1]) if has_frames else [])
-    if sequences:
-        raise DataError(f"{_shown(sequences)}: ImageNet-P frame sequences, whose flip probability and top-5 distance "
-                        "evaluate does not compute yet (scoring frame 0 alone would be a wrong number); name the "
-                        "other configs with --configs (configs= in Python)")
-
-
-def _leave_out_sequences(wanted: list[str], unreadable: dict) -> list[str]:
-    """`wanted` without its ImageNet-P configs, each recorded in `unreadable` with why it is not scored."""
-    from ..registry import REGISTRY
-
-    kept = []
-    for name in wanted:
-        if name in REGISTRY and REGISTRY[name].frames:
-            unreadable.setdefault(name, {})["files"] = [{"file": None, "reason": SEQUENCES_NOT_SCORED}]
-        else:
-            kept.append(name)
-    return kept
-
-
-SEQUENCES_NOT_SCORED = "an ImageNet-P frame sequence: evaluate does not compute flip probability yet"
 
 
 def _select(configs, available: list[str]) -> list[str]:
@@ -552,10 +557,17 @@ class _Images:
 def loading_order(parts: list[ConfigData]) -> list[tuple[int, int]]:
     """(config, row) pairs in the order they are loaded: config by config, except configs shifted on the fly
     from one source (datasets sharing a `source_images`), walked image by image so that consecutive items
-    share the image's decode. Rows are put back config by config at the end of `run`."""
+    share the image's decode: ordered by (source image, config, row), the source image of a row being the
+    dataset's `source_row(row)` (an ImageNet-P config has one row per frame), else the row itself. Rows are put
+    back config by config at the end of `run`."""
     shared = {id(getattr(p.dataset, "source_images", None)) for p in parts}
     if len(parts) > 1 and len(shared) == 1 and getattr(parts[0].dataset, "source_images", None) is not None:
-        return [(c, r) for r in range(len(parts[0].dataset)) for c in range(len(parts))]
+        by_image: dict[int, list[tuple[int, int]]] = {}
+        for c, part in enumerate(parts):
+            source_row = getattr(part.dataset, "source_row", None)
+            for r in range(len(part.dataset)):
+                by_image.setdefault(source_row(r) if source_row else r, []).append((c, r))
+        return [pair for image in sorted(by_image) for pair in by_image[image]]
     return [(c, r) for c, part in enumerate(parts) for r in range(len(part.dataset))]
 
 

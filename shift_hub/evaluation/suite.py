@@ -768,9 +768,11 @@ def add_suite_arguments(parser) -> None:
                              "(ImageNetV2, -Sketch, -A, -O, -R, -C, -P, ReaL on val) plus generated folders there")
     parser.add_argument("--root", help="folder holding the shift sets for --suite, in their distributed layouts")
     parser.add_argument("--p-difficulty", type=int, default=1, choices=(1, 2, 3),
-                        help="ImageNet-P difficulty: frame stride, and the noise folders <noise>_2/_3 (default 1)")
+                        help="ImageNet-P difficulty (--suite, and imagenet_p_* configs of --data): frame stride, "
+                             "and the noise folders/configs <noise>_2/_3 (default 1)")
     parser.add_argument("--p-reference", help="JSON {'flip_probability': {perturbation: AlexNet FP}, "
-                                              "'top5_distance': {...}} to report ImageNet-P mFR and mT5D")
+                                              "'top5_distance': {...}} to report ImageNet-P mFR and mT5D "
+                                              "(--suite, and imagenet_p_* configs of --data)")
 
 
 def run_suite_command(args) -> int:

@@ -248,7 +248,7 @@ def config_facts(out: Path, name: str, stats: dict) -> dict:
         "severity": spec.severity if spec else None,
         "params": _params_text(stats.get("params", dict(spec.params) if spec else {})),
         "geometry": spec.geometry.describe() if spec else "?",
-        "encoding": "PNG (lossless)" if enc["format"] == "PNG" else f"{enc['format']} quality {enc.get('quality')}",
+        "encoding": _encoding_text(enc),
         "seed": stats["seed"], "version": stats["version"], "source": stats["source"],
         "ids_sha256": ids_sha256(out / name), "shards": stats["shards"], "written": stats["written"],
         "skipped": len(skipped), "converted": len(converted),
@@ -257,7 +257,7 @@ def config_facts(out: Path, name: str, stats: dict) -> dict:
         "converted_examples": [[s["image_id"], s["note"]] for s in converted[:EXAMPLES]],
         "classes": len(labels), "top": [[i, n] for i, n in labels.most_common(5)],
         "cite": list(bibtex_entries(spec.citation or "")) if spec else [],
-        "deviation": one_line(spec.deviation) if spec and spec.deviation else None,
+        "deviation": _deviation(spec, enc),
         "noncommercial": "non-commercial" in text,
         "licenses": weights_licences(spec) if spec else [],
         "licence_of": spec.licence_of if spec and weights_licences(spec) else None,
@@ -266,6 +266,24 @@ def config_facts(out: Path, name: str, stats: dict) -> dict:
     if kind == "samples":
         facts["photos"] = photos
     return facts
+
+
+def _encoding_text(enc: dict) -> str:
+    """How the shards store images, from their footer: an ImageNet-P config stored as mp4 says its x264 settings."""
+    from ..video import describe
+
+    if enc.get("video"):
+        return describe(enc["video"])
+    return "PNG (lossless)" if enc["format"] == "PNG" else f"{enc['format']} quality {enc.get('quality')}"
+
+
+def _deviation(spec, enc: dict) -> str | None:
+    """The registry's deviation; for frames stored as mp4 ImageNet-P's mp4 text, naming the encoder used."""
+    if spec and spec.frames and enc.get("video"):
+        from ..registry import p_deviation
+
+        return one_line(p_deviation("mp4", enc["video"].get("encoder", "?")))
+    return one_line(spec.deviation) if spec and spec.deviation else None
 
 
 def _params_text(params: dict) -> str:

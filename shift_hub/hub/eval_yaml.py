@@ -8,7 +8,9 @@ adds per task `metric` (name, unit, higher_is_better) and, for a task over sever
 Task ids are stable: `<config>_top1` for every config outside the corruption groups, plus `imagenet_c_top1`,
 `imagenet_c_mce`, `imagenet_c_relative_mce`, `imagenet_c_extra_top1`, `imagenet_c_bar_top1` and
 `imagenet_3dcc_2d_top1` over the corruption configs, `watermark_gap` (ImageNet-W's IN-W gap) over `clean` and
-`watermark`, and `in9_bg_gap` (the Backgrounds Challenge's BG-gap) over `in9_mixed_same` and `in9_mixed_rand`.
+`watermark`, `in9_bg_gap` (the Backgrounds Challenge's BG-gap) over `in9_mixed_same` and `in9_mixed_rand`, and
+`imagenet_p_fp` / `imagenet_p_t5d` (ImageNet-P's mean flip probability and top-5 distance, difficulty 1) over the
+ten `imagenet_p` sequence configs, which have no per-config top-1 task (their frames are scored as sequences).
 `.eval_results/*.yaml` (evaluate/eval_results.py) fills exactly these ids, in the unit declared here.
 """
 from __future__ import annotations
@@ -44,7 +46,11 @@ METRICS = {
     "relative_mce": ("relative mCE (AlexNet-normalised)", False),
     "watermark_gap": ("IN-W gap: top-1 accuracy on watermark minus on clean (points)", True),
     "bg_gap": ("BG-gap: top-1 accuracy on in9_mixed_same minus on in9_mixed_rand (points)", False),
+    "flip_probability": ("ImageNet-P mean flip probability (difficulty 1; raw, not AlexNet-normalised)", False),
+    "top5_distance": ("ImageNet-P mean top-5 distance (difficulty 1; raw, not AlexNet-normalised)", False),
 }
+METRIC_UNITS = {"top5_distance": "rank positions"}  # every other task is in UNIT
+P_METRICS = ("flip_probability", "top5_distance")  # read from results.json's summary.imagenet_p
 
 
 class EvalYamlError(ValueError):
@@ -70,7 +76,8 @@ class Task:
         else:
             out["configs"] = list(self.configs)
         out["split"] = self.split
-        out["metric"] = {"name": name + _space_words(self.configs), "unit": UNIT, "higher_is_better": higher}
+        out["metric"] = {"name": name + _space_words(self.configs), "unit": METRIC_UNITS.get(self.metric, UNIT),
+                         "higher_is_better": higher}
         return out
 
 
@@ -99,7 +106,7 @@ def catalogue() -> list[tuple[str, str, tuple[str, ...]]]:
                   ("imagenet_c_extra_top1", "mean_top1", extra)]
     aggregates += [(f"{g}_top1", "mean_top1", tuple(grouped[g])) for g in MEAN_GROUPS if grouped.get(g)]
     for name in REGISTRY:
-        if name in corruption:
+        if name in corruption or REGISTRY[name].frames:
             continue
         out.append((f"{name}_top1", "top1", (name,)))
         if name == "clean_full":  # the corruption aggregates follow the clean baselines
@@ -109,6 +116,9 @@ def catalogue() -> list[tuple[str, str, tuple[str, ...]]]:
             out.append(("watermark_gap", "watermark_gap", WATERMARK_GAP_CONFIGS))
         if name == BG_GAP_CONFIGS[-1]:
             out.append(("in9_bg_gap", "bg_gap", BG_GAP_CONFIGS))
+    p_test = tuple(grouped.get("imagenet_p", ()))
+    if p_test:
+        aggregates += [("imagenet_p_fp", "flip_probability", p_test), ("imagenet_p_t5d", "top5_distance", p_test)]
     return out + aggregates
 
 
@@ -195,5 +205,6 @@ def markdown_table() -> str:
             "`clean` + the 75 ImageNet-C configs" if metric == "relative_mce" else
             " and ".join(f"`{c}`" for c in covers) if metric in GAP_CONFIGS else
             f"the {len(covers)} `{task_id.rsplit('_', 1)[0]}` configs present")
-        lines.append(f"| `{task_id}` | {name} | {'higher' if higher else 'lower'} | {shown} |")
+        unit = "" if METRIC_UNITS.get(metric, UNIT) == UNIT else f" (unit: {METRIC_UNITS[metric]})"
+        lines.append(f"| `{task_id}` | {name}{unit} | {'higher' if higher else 'lower'} | {shown} |")
     return "\n".join(lines)
