@@ -27,6 +27,7 @@ class ShiftHubConfig(datasets.BuilderConfig):
     seed: int = 0
     limit: int | None = None
     png: bool = False
+    p_encoding: str = "png"  # ImageNet-P configs: "mp4" adds the release's x264 video (`video`), frames decoded from it
 
 
 class ShiftHub(datasets.GeneratorBasedBuilder):
@@ -36,7 +37,9 @@ class ShiftHub(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         spec = REGISTRY[self.config.name]
-        return datasets.DatasetInfo(description=spec.description, citation=spec.citation, features=engine.features(spec))
+        video = engine.video_for(spec, self.config.p_encoding) is not None
+        return datasets.DatasetInfo(description=spec.description, citation=spec.citation,
+                                    features=engine.features(spec, video=video))
 
     def _split_generators(self, dl_manager):
         return [datasets.SplitGenerator(name=engine.SPLIT)]
@@ -50,7 +53,7 @@ class ShiftHub(datasets.GeneratorBasedBuilder):
         masks = engine._mask_context([spec], examples, source, Path(self.cache_dir).parent / "shift_hub_masks", None)
         encoding = engine.encoding_for(spec, self.config.png)
         job = engine.ShardJob(spec, 0, 1, tuple(examples), self.config.seed, encoding, "", "", source.describe(),
-                              masks=for_spec(spec, masks))
+                              masks=for_spec(spec, masks), video=engine.video_for(spec, self.config.p_encoding))
         report = engine.ConfigReport(spec.name)
         written = 0
         for row in engine.iter_rows(job, source, report):

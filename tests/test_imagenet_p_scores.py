@@ -179,6 +179,8 @@ def test_the_cli_scores_sequences_of_a_folder(folder, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "| imagenet_p_brightness | 1 | 31 | previous frame |" in printed
+    assert "| config | label space |" not in printed  # no empty per-image table for sequences only
+    assert "ImageNet-P ± : half-width of the 95 % interval" in printed
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["summary"]["imagenet_p"]["per_config"]["imagenet_p_brightness"]["frames"] == 31
 

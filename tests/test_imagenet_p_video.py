@@ -209,3 +209,21 @@ def test_sequence_shards_hold_8_rows_per_row_group(tmp_path):
                                     video=video.video_for(spec, "mp4"))[0]
     assert isinstance(with_video, ShardJob) and with_video.row_group == 8
     assert planning.row_group_bytes(job) < planning.row_group_bytes(with_video) <= planning.GROUP_BUFFER_BYTES
+
+
+def test_the_datasets_builder_makes_the_same_mp4_rows_as_generate(tmp_path):
+    import datasets
+
+    from shift_hub.builders import ShiftHub
+    from shift_hub.generate import generate
+
+    builder = ShiftHub(config_name="imagenet_p_brightness", source="samples", limit=1, p_encoding="mp4",
+                       cache_dir=str(tmp_path / "cache"))
+    builder.download_and_prepare()
+    built = builder.as_dataset(split="validation")
+    generate(["imagenet_p_brightness"], "samples", tmp_path / "out", limit=1, progress=False, p_encoding="mp4")
+    written = datasets.load_dataset(str(tmp_path / "out"), "imagenet_p_brightness", split="validation")
+    raw = datasets.List(datasets.Image(decode=False))
+    built, written = built.cast_column("frames", raw), written.cast_column("frames", raw)
+    assert built[0]["video"] == written[0]["video"] and len(built[0]["frames"]) == 31
+    assert [f["bytes"] for f in built[0]["frames"]] == [f["bytes"] for f in written[0]["frames"]]

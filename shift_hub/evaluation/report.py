@@ -108,6 +108,10 @@ def imagenet_p_lines(p: dict) -> list[str]:
 
     text = means_sentence(p, lambda v, ci: f"{_pct(v)}{_pm(ci)}", lambda v, ci: f"{_num(v)}{_pm_num(ci)}", md_escape)
     lines += ["", f"ImageNet-P: {text}"]
+    boot = p.get("intervals") or {}
+    if boot.get("resamples"):
+        lines += ["", f"ImageNet-P ± : half-width of the 95 % interval ({boot['method']}, {boot['resamples']} "
+                      f"resamples, {boot['images']} source images, each image's sequence resampled in every config)"]
     return lines
 
 
@@ -177,6 +181,8 @@ def markdown_table(results: dict) -> str:
             + f" | {_pct(m['top1'])}{_pm(ci.get('top1'))} | {_pct(m['top5'])}{_pm(ci.get('top5'))} | "
             f"{_pct(d.get('abs'))}{_pm(ci.get('drop_abs'))}{shared} | {_pct(d.get('rel'))} | {_pct(m['ece'])}{_pm(ci.get('ece'))} |"
         )
+    if not results["metrics"]:  # sequence configs only: their own table follows, no empty per-image one
+        lines = lines[:1]
     if notes:
         lines += [""] + [f"[{i}] {text}" for i, text in enumerate(notes, 1)]
     boot = results.get("summary", {}).get("intervals") or {}
