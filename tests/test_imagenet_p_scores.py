@@ -216,3 +216,17 @@ def test_the_suites_mp4_reader_and_the_mp4_configs_give_the_same_flip_probabilit
         assert theirs["top5_distance"] == mine["top5_distance"]
     assert suite["mean_flip_probability"] == ours["mean_flip_probability"]
     assert any(e["flip_probability"] > 0 for e in ours["per_config"].values())  # the stub does flip: not vacuous
+
+
+def test_a_generated_folder_under_the_suite_root_scores_its_sequences_as_sequences(folder, tmp_path):
+    import shutil
+
+    from shift_hub.evaluation.suite import markdown, run_suite
+
+    root = tmp_path / "root"
+    shutil.copytree(folder, root / "generated")
+    results = run_suite(_stub(), root, num_workers=0)
+    g = next(iter(results["generated"].values()))
+    assert list(g["metrics"]) == ["clean"]  # no frame top-1 as if it were a config's accuracy
+    assert g["summary"]["imagenet_p"]["per_config"]["imagenet_p_translate"]["frames"] == 123
+    assert "generated/imagenet_p_translate | vs previous frame | 123 frames | FP % / T5D |" in markdown(results)

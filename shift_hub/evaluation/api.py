@@ -167,6 +167,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     from .models import load_model
     from .report import build_results, describe_unreadable
     from .runner import DataError, label_space_fallbacks, open_data, pick_device, run
+    from .sequence_scores import score_parts
 
     _check_options(batch_size, num_workers, limit)
     reference = _p_reference(p_reference, p_difficulty)  # a bad file fails before any model is loaded
@@ -206,7 +207,6 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
                progress=progress, unreadable=unreadable)
     if not rows:
         raise DataError(f"no image could be read: {describe_unreadable(unreadable)}")
-    names = [p.name for p in parts if not p.sequences]  # ImageNet-P's frames are scored as sequences, below
     if source.get("kind") == "local":
         pinned = provenance.local_record(Path(source["source"]), [f for p in parts for f in p.fingerprints])
     source = {**source, **pinned, "configs_available": pinned.get("configs_available") or [p.name for p in parts]}
@@ -216,14 +216,9 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         source = {**source, "dataset_id": dataset_id or source["source"]}
     if chosen is not None:
         source = {**source, "subset": chosen.record()}
-    expected = {p.name: list(p.sequences) for p in parts if p.sequences}
-    image_rows = [r for r in rows if r["config"] not in expected] if expected else rows
-    scored = summarize(image_rows, names, bootstrap=bootstrap, seed=seed)  # 95 % intervals, paired over images
-    if expected:
-        from .sequence_scores import summarize_sequences
-
-        scored["summary"]["imagenet_p"] = summarize_sequences(
-            [r for r in rows if r["config"] in expected], expected, p_difficulty, reference, bootstrap, seed)
+    # 95 % intervals, paired over images; ImageNet-P's frames scored as sequences, into summary.imagenet_p
+    scored, names, image_rows = score_parts(rows, parts, summarize, p_difficulty, reference, bootstrap, seed)
+    expected = [p.name for p in parts if p.sequences]
     _note_subset_mce(scored, chosen)
     from .imagenet_x import factor_summary
 

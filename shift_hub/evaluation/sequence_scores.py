@@ -24,6 +24,22 @@ def perturbation(config: str) -> str:
     return config[len(PREFIX):] if config.startswith(PREFIX) else config
 
 
+def score_parts(rows: Sequence[Mapping], parts: Sequence, summarize, difficulty: int = 1, reference=None,
+                resamples: int = 1000, seed: int = 0) -> tuple[dict, list[str], list[Mapping]]:
+    """(scores, image config names, their rows): the image configs of `parts` through `summarize(rows, names,
+    bootstrap=, seed=)` (metrics.summarize), the sequence ones (ConfigData.sequences) into
+    `summary.imagenet_p`. A sequence's frames never enter the per-config accuracies: frame 0's top-1 is no
+    ImageNet-P number."""
+    expected = {p.name: list(p.sequences) for p in parts if p.sequences}
+    names = [p.name for p in parts if not p.sequences]
+    image_rows = [r for r in rows if r["config"] not in expected] if expected else list(rows)
+    scored = summarize(image_rows, names, bootstrap=resamples, seed=seed)
+    if expected:
+        scored["summary"]["imagenet_p"] = summarize_sequences(
+            [r for r in rows if r["config"] in expected], expected, difficulty, reference, resamples, seed)
+    return scored, names, image_rows
+
+
 def summarize_sequences(rows: Sequence[Mapping], expected: Mapping[str, Sequence[tuple[str, int]]],
                         difficulty: int = 1, reference: Mapping | None = None, resamples: int = 1000,
                         seed: int = 0) -> dict:

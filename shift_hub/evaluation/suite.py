@@ -627,6 +627,7 @@ def _score_generated(folder: Path, classifier, scored, limit) -> dict:
     from .metrics import summarize
     from .report import build_results
     from .runner import open_data
+    from .sequence_scores import score_parts
 
     unreadable: dict = {}
     try:
@@ -634,8 +635,8 @@ def _score_generated(folder: Path, classifier, scored, limit) -> dict:
         g_rows = scored(parts, unreadable, generated=str(folder))
     except READ_ERRORS as exc:
         return {"unreadable": split_reason(str(exc), folder)[0], "metrics": {}}
-    names = [p.name for p in parts]
-    return build_results(classifier.describe(), source, names, summarize(g_rows, names), unreadable=unreadable)
+    scored, names, _ = score_parts(g_rows, parts, summarize)  # a generated ImageNet-P config: as sequences
+    return build_results(classifier.describe(), source, names, scored, unreadable=unreadable)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -693,6 +694,9 @@ def markdown(results: dict) -> str:
             lines.append(f"| generated {Path(folder).name}/{name} | top-1 ({m['label_space']})"
                          + (f", drop vs {m['baseline']} {_pct(d)} pts" if d is not None else "")
                          + f" | {m['n_scored']} | top-1 % | {_pct(m['top1'])} |")
+        for name, e in ((g.get("summary") or {}).get("imagenet_p") or {}).get("per_config", {}).items():
+            lines.append(f"| generated {Path(folder).name}/{name} | vs {e['compared_to']} | {e['frames']} frames | "
+                         f"FP % / T5D | {_pct(e['flip_probability'])} / {_num(e['top5_distance'])} |")
     names = {k: v[0] for k, v in KNOWN_SETS.items()}
     lines += ["", "Found: " + (", ".join(names[k] for k in results["found"]) or "none")
               + (f"; generated folders: {', '.join(Path(f).name for f in results['generated'])}" if results["generated"] else ""),
