@@ -98,6 +98,9 @@ class ShiftSpec:
     # A sequence config (ImageNet-P): the shift returns a list of frames; the row's `image` is frame 0 (so every
     # reader of `image` still works) and its `frames` column holds all of them. Other configs keep their schema.
     frames: bool = False
+    # False for a config that holds no images to classify (in9_fg_mask, the Backgrounds Challenge's foreground
+    # masks): never scored as top-1, no per-config accuracy or eval.yaml task; evaluate reads it where a score needs it.
+    scored: bool = True
     # key -> Param: each parameter's declared type and domain (see shift_hub/params.py); every registry
     # parameter has one (tests/test_params.py), overrides are validated against it (validate_overrides).
     param_specs: Mapping = field(default_factory=dict)
@@ -761,6 +764,9 @@ _IN9_SELECTION = (
     "exactly one box, the box covering at most 90% of the 224 crop of the 256-resized (NEAREST) image and at least "
     "half of its resized area inside that crop, and a GrabCut mask (5 iterations, initialised with the box, on the "
     "full image) covering at least 10% of the box; any other image is skipped with its reason.")
+# how the image configs are stored, said differently for the mask config (tests/test_backgrounds_challenge.py)
+_IN9_STORED = ("stored once as JPEG 75 (PIL's default, what main.py saved with), where the release cropped main.py's "
+               "full-size JPEGs")
 _IN9_DEVIATION = (
     "Regenerated from ILSVRC-2012 val and its boxes with the operations of the original generator, not the frozen "
     "download: every selected val image is kept (the published IN-9 has 450 per class chosen by its authors); "
@@ -820,6 +826,16 @@ def _backgrounds() -> list[ShiftSpec]:
             deviation=_IN9_DEVIATION + " Partners come from our generator, not main.py's np.random draw from the "
             "class folder (which could pick the image itself).",
             extra_columns=("partner_id",), **common))
+    specs.append(ShiftSpec(
+        name="in9_fg_mask", fn=fn + "fg_mask", params=dict(_IN9_MASK_PARAMS), scored=False, channels=1,
+        description="ImageNet-9 foreground masks (the Backgrounds Challenge release's fg_mask): the object mask "
+        f"in9_only_fg and in9_no_fg are made with, {_IN9_GEOMETRY.applied}, stored losslessly as one grey channel "
+        "(255 object, 0 background), one row per in9_original image. Not a classification config: never scored "
+        "as top-1; `shift-hub evaluate --backgrounds-challenge N` composites each in9_original foreground through "
+        "it onto in9_only_bg_t backgrounds (the challenge score). " + _IN9_SELECTION,
+        deviation=_IN9_DEVIATION.replace(_IN9_STORED, "stored losslessly as a PNG of 0/255 (the release stores "
+                                         "each 224x224 mask as a .npy of 0/1)"),
+        **{**common, "encoding": PNG}))
     return specs
 
 

@@ -1,5 +1,5 @@
 """ImageNet-9 (the Backgrounds Challenge): its label space, the selection rules and every variant against the original
-generator's operations restated here on real photos with hand-made boxes, the engine (eight configs over the same
+generator's operations restated here on real photos with hand-made boxes, the engine (nine configs over the same
 images, a partner column only where declared), and the IN-9 scores (top-1 mapped, BG-gap) through to the CLI."""
 from __future__ import annotations
 
@@ -295,7 +295,7 @@ def made(tmp_path_factory):
 
 def test_generate_writes_the_eight_variants_over_the_same_selected_images(made):
     out, reports = made
-    assert sorted(reports) == sorted(IN9) and len(IN9) == 8
+    assert sorted(reports) == sorted(IN9) and len(IN9) == 9 and IN9[-1] == "in9_fg_mask"  # the variants and the masks
     kept = {c: [r["image_id"] for r in rows(out, c)] for c in IN9}
     assert kept["in9_original"] == ["china", "coffee", "grace_hopper", "motorcycle_left", "motorcycle_right", "rocket"]
     assert all(ids == kept["in9_original"] for ids in kept.values())

@@ -136,7 +136,8 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
              limit: int | None = None, allow_partial: bool = False, out=None, plots: bool = True,
              on_the_fly: bool = False, progress: bool = False, seed: int = 0, dataset_id: str | None = None,
              trust_remote_code: bool = False, spec: str | None = None,
-             bootstrap: int = 1000, subset=None, p_difficulty: int = 1, p_reference=None) -> EvaluationResult:
+             bootstrap: int = 1000, subset=None, p_difficulty: int = 1, p_reference=None,
+             backgrounds_challenge: int | None = None) -> EvaluationResult:
     """Score `model` on the configs of `data` and return (and with `out`, write) the results.
 
     model: embedded `efficientnet_lite0` (default; lite1/lite2 when installed), a transformers folder
@@ -158,6 +159,9 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         distance, non-noise frames compared `p_difficulty` apart; with `p_reference` (a JSON file or dict of
         AlexNet's {"flip_probability": {...}, "top5_distance": {...}}) also mFR and mT5D. In
         `results["summary"]["imagenet_p"]`, not in the per-config accuracies.
+    backgrounds_challenge: N backgrounds per foreground (0: all, as the original) for the Backgrounds Challenge's
+        score, the share of foregrounds some in9_only_bg_t background flips (in `results["summary"]["imagenet_9"]
+        ["challenge"]`); needs in9_original, in9_only_bg_t and in9_fg_mask in the data, holding the same images.
     A config whose shards cannot be read, or an image that cannot be decoded, is left out and listed in
     `results["unreadable"]` so the rest is still scored; DataError only when nothing could be read.
     """
@@ -170,6 +174,7 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     from .sequence_scores import score_parts
 
     _check_options(batch_size, num_workers, limit)
+    _check_challenge(backgrounds_challenge)
     reference = _p_reference(p_reference, p_difficulty)  # a bad file fails before any model is loaded
     _check_data(data, on_the_fly)
     chosen = _load_subset(subset)  # a bad list fails before any model is loaded
@@ -198,17 +203,33 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
         data, configs = _generate_source(data, configs, cache, seed, limit, progress, chosen)
     unreadable: dict = {}  # configs and images that could not be read: reported, the rest still scored
     pinned: dict = {}
+    held: list = []  # configs read but not classified (in9_fg_mask), for the challenge
     if not on_the_fly:
         if provenance.is_hub_id(data):  # load the very commit that is recorded, even if main moves meanwhile
             pinned = provenance.hub_record(data, data_revision, split)
         source, parts = open_data(data, configs, split=split, revision=pinned.get("resolved_revision") or data_revision,
-                                  label_space=label_space, limit=limit, unreadable=unreadable, subset=chosen)
+                                  label_space=label_space, limit=limit, unreadable=unreadable, subset=chosen,
+                                  held=held if backgrounds_challenge is not None else None)
+    if backgrounds_challenge is not None:  # its configs checked before any image is scored
+        from .backgrounds_challenge import prepare
+
+        prepare(parts, held, backgrounds_challenge, seed, unreadable)
     rows = run(classifier, parts, batch_size=batch_size, num_workers=num_workers, device=device, amp=amp,
                progress=progress, unreadable=unreadable)
     if not rows:
         raise DataError(f"no image could be read: {describe_unreadable(unreadable)}")
+    challenge = None
+    if backgrounds_challenge is not None:  # composites scored in rounds; only the verdicts are kept
+        from .backgrounds_challenge import score as challenge_score
+
+        log.info(f"Backgrounds Challenge: {backgrounds_challenge or 'every'} background(s) per foreground ...")
+        challenge = challenge_score(
+            prepare(parts, held, backgrounds_challenge, seed, unreadable),  # images unreadable above left out
+            lambda part: run(classifier, [part], batch_size=batch_size, num_workers=num_workers, device=device,
+                             amp=amp, progress=progress), bootstrap, seed)
     if source.get("kind") == "local":
-        pinned = provenance.local_record(Path(source["source"]), [f for p in parts for f in p.fingerprints])
+        read = [*parts, *(held if challenge is not None else ())]  # the masks too, when the challenge read them
+        pinned = provenance.local_record(Path(source["source"]), [f for p in read for f in p.fingerprints])
     source = {**source, **pinned, "configs_available": pinned.get("configs_available") or [p.name for p in parts]}
     if generated_from:
         source = {**source, "generated_from": generated_from, "seed": seed}
@@ -220,6 +241,8 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     scored, names, image_rows = score_parts(rows, parts, summarize, p_difficulty, reference, bootstrap, seed)
     expected = [p.name for p in parts if p.sequences]
     _note_subset_mce(scored, chosen)
+    if challenge is not None:  # beside the BG-gap when there is one
+        scored["summary"].setdefault("imagenet_9", {})["challenge"] = challenge
     from .imagenet_x import factor_summary
 
     factors = factor_summary(image_rows, names, bootstrap, seed)  # ILSVRC val ids only; same resamples as the rest
@@ -229,7 +252,8 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     if not sequences_scored and not any(m["n_scored"] for m in scored["per_config"].values()):
         raise DataError("no image has an ImageNet-1k label in the model's label space: nothing could be scored")
     options = {"batch_size": batch_size, "amp": amp, "limit": limit, "label_space": label_space,
-               **({"p_difficulty": p_difficulty} if expected else {})}
+               **({"p_difficulty": p_difficulty} if expected else {}),
+               **({"backgrounds_challenge": backgrounds_challenge} if challenge is not None else {})}
     model_record = provenance.model_record(classifier, model if isinstance(model, str) else spec)
     results = build_results(model_record, source, names, scored, options, unreadable, provenance.environment())
     if expected:  # scored as sequences: in summary.imagenet_p, not among the per-config accuracies
@@ -364,6 +388,14 @@ def _p_reference(reference, difficulty: int):
         return reference_from_file(reference)
     except (OSError, ValueError) as exc:
         raise DataError(f"--p-reference {reference}: {exc}") from None
+
+
+def _check_challenge(n) -> None:
+    """--backgrounds-challenge N: an integer >= 0 (0: every background) or None (not computed)."""
+    from .runner import DataError
+
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+        raise DataError(f"backgrounds_challenge must be an integer >= 0 (0: every background), got {n!r}")
 
 
 def _check_options(batch_size, num_workers, limit) -> None:

@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   shift-hub evaluate ./my-vit --data data/ --configs clean imagenet_c
   shift-hub evaluate hf-hub:timm/resnet50.a1_in1k torchvision:resnet50 --data my-org/shift_hub --out results/
   shift-hub evaluate MODEL --data devkit:/data/ILSVRC2012 --configs imagenet_c --on-the-fly
+  shift-hub evaluate MODEL --data in9/ --configs backgrounds --backgrounds-challenge 0   BG-gap and challenge score
   shift-hub evaluate torchvision:resnet50 --data rb/ --subset robustbench      beside RobustBench's leaderboard
   shift-hub evaluate MODEL --suite robustness --root /data/shifts
   accelerate launch -m shift_hub.cli evaluate MODEL --data data/                   one process per GPU"""
@@ -51,6 +52,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--allow-partial", action="store_true", help="score models covering only part of ImageNet-1k")
     p.add_argument("--bootstrap", type=_at_least(0), default=1000, metavar="N",
                    help="resamples over images for the 95 %% interval of every score (default 1000; 0 = none)")
+    p.add_argument("--backgrounds-challenge", type=_at_least(0), metavar="N",
+                   help="the Backgrounds Challenge's score: the share of in9_original foregrounds (cut by in9_fg_mask) "
+                        "some in9_only_bg_t background flips, N backgrounds per foreground drawn by its seeded "
+                        "generator (0: every background, as the original); needs those three configs in --data")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="let a transformers checkpoint run its own Python code (config auto_map); refused otherwise")
     p.add_argument("--strict", action="store_true",
@@ -119,6 +124,11 @@ def _run(args) -> int:
             from .runner import DataError
 
             raise DataError("--subset applies to --data, not to --suite (its sets are scored whole)")
+        if args.backgrounds_challenge is not None:
+            from .runner import DataError
+
+            raise DataError("--backgrounds-challenge applies to --data (a folder holding the backgrounds configs), "
+                            "not to --suite")
         from .suite import run_suite_command
 
         return run_suite_command(args)
@@ -129,6 +139,7 @@ def _run(args) -> int:
         allow_partial=args.allow_partial, out=args.out, plots=not args.no_plots, progress=not args.quiet,
         dataset_id=args.dataset_id, on_the_fly=args.on_the_fly, trust_remote_code=args.trust_remote_code,
         bootstrap=args.bootstrap, subset=args.subset, p_difficulty=args.p_difficulty, p_reference=args.p_reference,
+        backgrounds_challenge=args.backgrounds_challenge,
     )
     from .runner import is_main_process
 
@@ -175,6 +186,7 @@ def _run_many(args, models: list[str]) -> int:
         data_revision=args.data_revision, label_space=args.label_space, allow_partial=args.allow_partial,
         dataset_id=args.dataset_id, trust_remote_code=args.trust_remote_code, bootstrap=args.bootstrap,
         subset=args.subset, p_difficulty=args.p_difficulty, p_reference=args.p_reference,
+        backgrounds_challenge=args.backgrounds_challenge,
     )
     for result in many.results:
         print(result.markdown() + "\n")

@@ -132,10 +132,12 @@ def _summary(results: dict) -> list[dict]:
     if isinstance(w, dict):
         tiles += _watermark_tiles(w)
     g = results.get("summary", {}).get("imagenet_9")
-    if isinstance(g, dict):
+    if isinstance(g, dict) and "bg_gap" in g:
         shared = f"; on the {g.get('images')} shared images" if g.get("shared_only") else ""
         tiles.append({"label": "ImageNet-9 BG-gap", "value": _signed_pts(g.get("bg_gap"), (g.get("ci") or {}).get(
             "bg_gap")), "note": "top-1 on in9_mixed_same minus in9_mixed_rand" + shared})
+    if isinstance(g, dict) and isinstance(g.get("challenge"), dict):
+        tiles.append(_challenge_tile(g["challenge"]))
     p = results.get("summary", {}).get("imagenet_p")
     if isinstance(p, dict):
         tiles += _imagenet_p_tiles(p)
@@ -154,6 +156,16 @@ def _imagenet_p_tiles(p: dict) -> list[dict]:
         tiles.append({"label": "ImageNet-P mFR", "value": _with_ci(_pct_cell(p["mfr"]), ci.get("mfr"))["text"] + " %",
                       "note": "AlexNet-normalised" + partial})
     return tiles
+
+
+def _challenge_tile(c: dict) -> dict:
+    """The Backgrounds Challenge's score (results.json `summary.imagenet_9.challenge`): the vulnerable share."""
+    every = c.get("backgrounds_per_foreground") == c.get("backgrounds")
+    tried = (f"every one of {c.get('backgrounds')} backgrounds" if every else
+             f"{c.get('backgrounds_per_foreground')} of {c.get('backgrounds')} backgrounds each (a lower bound)")
+    share = _with_ci(_pct_cell(c.get("vulnerable_share")), (c.get("ci") or {}).get("vulnerable_share"))["text"]
+    return {"label": "Backgrounds Challenge", "value": share + " % vulnerable",
+            "note": f"{c.get('vulnerable')} of {c.get('foregrounds')} foregrounds flipped by {tried}"}
 
 
 def _signed_pts(value, ci: dict | None) -> str:

@@ -70,13 +70,32 @@ def watermark_line(w: dict) -> str:
 
 
 def in9_line(g: dict) -> str:
-    """The Backgrounds Challenge's BG-gap (results.json `summary.imagenet_9`) as one line of table.md."""
-    ci = (g.get("ci") or {}).get("bg_gap")
-    images = (f"on the {g.get('images')} images in9_mixed_same and in9_mixed_rand share" if g.get("shared_only")
-              else f"{g.get('images')} images")
-    return (f"ImageNet-9 ({images}, {md_escape(g.get('label_space'))} label space): BG-gap {_signed(g.get('bg_gap'))}"
-            f"{_pm(ci)} pts (top-1 on in9_mixed_same {_pct(g.get('mixed_same_top1'))} % minus in9_mixed_rand "
-            f"{_pct(g.get('mixed_rand_top1'))} %)")
+    """The Backgrounds Challenge's BG-gap (results.json `summary.imagenet_9`) as one line of table.md, and its
+    challenge score (`summary.imagenet_9.challenge`, --backgrounds-challenge) as another when computed."""
+    lines = []
+    if "bg_gap" in g:
+        ci = (g.get("ci") or {}).get("bg_gap")
+        images = (f"on the {g.get('images')} images in9_mixed_same and in9_mixed_rand share" if g.get("shared_only")
+                  else f"{g.get('images')} images")
+        lines.append(f"ImageNet-9 ({images}, {md_escape(g.get('label_space'))} label space): BG-gap "
+                     f"{_signed(g.get('bg_gap'))}{_pm(ci)} pts (top-1 on in9_mixed_same "
+                     f"{_pct(g.get('mixed_same_top1'))} % minus in9_mixed_rand {_pct(g.get('mixed_rand_top1'))} %)")
+    if isinstance(g.get("challenge"), dict):
+        lines.append(challenge_line(g["challenge"]))
+    return "\n\n".join(lines)
+
+
+def challenge_line(c: dict) -> str:
+    """The Backgrounds Challenge's score as one line of table.md: vulnerable foregrounds, of how many, how tried."""
+    ci = (c.get("ci") or {}).get("vulnerable_share")
+    every = c.get("backgrounds_per_foreground") == c.get("backgrounds")
+    tried = (f"every one of the {c.get('backgrounds')} in9_only_bg_t backgrounds, as the original" if every else
+             f"{c.get('backgrounds_per_foreground')} of the {c.get('backgrounds')} in9_only_bg_t backgrounds drawn per "
+             f"foreground (seed {c.get('seed')}): a lower bound of the original's, which tries every one")
+    left = sum(len(v) for v in (c.get("left_out") or {}).values())
+    return (f"Backgrounds Challenge: {_pct(c.get('vulnerable_share'))}{_pm(ci)} % of foregrounds vulnerable "
+            f"({c.get('vulnerable')} of {c.get('foregrounds')}: some background flips the IN-9 prediction), pasted "
+            f"onto {tried}" + (f"; {left} unreadable image(s) left out" if left else ""))
 
 
 def _num(value, digits: int = 3) -> str:

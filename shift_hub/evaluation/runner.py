@@ -371,18 +371,23 @@ def label_space_fallbacks(parts: list[ConfigData], override: str | None = None) 
 
 def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = None,
               label_space: str | None = None, limit: int | None = None,
-              unreadable: dict | None = None, subset=None) -> tuple[dict, list[ConfigData]]:
+              unreadable: dict | None = None, subset=None, held: list | None = None) -> tuple[dict, list[ConfigData]]:
     """(description of the source, one ConfigData per config) from a folder, a Hub id or a Dataset.
 
     With an `unreadable` dict, a config whose shards cannot be read is left out and recorded there
     ({config: {"files": [{file, reason}]}}) so the others are still scored; without, it raises.
     `subset` (a `subsets.Subset`) keeps each config's rows of its images, all of them or SubsetError.
+    Configs that hold no images to classify (ShiftSpec.scored False: in9_fg_mask) are never among the parts:
+    with a `held` list they are opened into it (for a score that reads them), else not opened; either way
+    `source["unscored_configs"]` names them.
     """
     import datasets
 
     space = get_label_space(label_space) if label_space else None
     if isinstance(data, datasets.Dataset):
         name = (configs or [None])[0] or (data["config"][0] if "config" in data.column_names and len(data) else "data")
+        if not is_scored(name):
+            raise DataError(f"{name}: no images to classify (ImageNet-9's foreground masks); pass an image config")
         part = _prepare(name, data, space, None if subset else limit)
         return {"source": "in-memory dataset", "split": split}, [_restrict(part, subset, limit, "in-memory dataset")
                                                                  if subset is not None else part]
@@ -405,11 +410,23 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     if not available:
         raise DataError(f"{text}: no configs found (expected <config>/{split}-*.parquet)")
     wanted = _select(configs, available)
+    unscored = [c for c in wanted if not is_scored(c)]
+    if unscored:
+        wanted = [c for c in wanted if c not in unscored]
+        source["unscored_configs"] = unscored
+        if not wanted:
+            raise DataError(f"{', '.join(unscored)}: no images to classify (ImageNet-9's foreground masks, read by "
+                            "--backgrounds-challenge with in9_original and in9_only_bg_t); name image configs too, "
+                            "e.g. --configs backgrounds")
     parts = []
     with _quiet_datasets():  # one "Generating validation split" bar per config is noise; ours counts images
         _open_each(wanted, loader, space, None if subset else limit, unreadable, parts)
+        if held is not None:
+            _open_each(unscored, loader, space, None if subset else limit, unreadable, held)
     if subset is not None:  # the subset's rows first, then the first `limit` of them
         parts = [_restrict(p, subset, limit, text) for p in parts]
+        if held is not None:
+            held[:] = [_restrict(p, subset, limit, text) for p in held]
     if not parts:
         from .report import describe_unreadable
 
@@ -418,6 +435,14 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     if incomplete:  # scored on the shards present, and said in the table, the report and results.json
         source["incomplete"] = incomplete
     return source, parts
+
+
+def is_scored(config: str) -> bool:
+    """Whether a config's images are classified (all but the registry's `scored=False` entries, in9_fg_mask)."""
+    from ..registry import REGISTRY
+
+    spec = REGISTRY.get(config)
+    return spec is None or spec.scored
 
 
 def _restrict(part: ConfigData, subset, limit: int | None, where: str) -> ConfigData:

@@ -10,7 +10,8 @@ Task ids are stable: `<config>_top1` for every config outside the corruption gro
 `imagenet_3dcc_2d_top1` over the corruption configs, `watermark_gap` (ImageNet-W's IN-W gap) over `clean` and
 `watermark`, `in9_bg_gap` (the Backgrounds Challenge's BG-gap) over `in9_mixed_same` and `in9_mixed_rand`, and
 `imagenet_p_fp` / `imagenet_p_t5d` (ImageNet-P's mean flip probability and top-5 distance, difficulty 1) over the
-ten `imagenet_p` sequence configs, which have no per-config top-1 task (their frames are scored as sequences).
+ten `imagenet_p` sequence configs, which have no per-config top-1 task (their frames are scored as sequences);
+`in9_fg_mask` (ImageNet-9's foreground masks, ShiftSpec.scored False) has no task at all.
 `.eval_results/*.yaml` (evaluate/eval_results.py) fills exactly these ids, in the unit declared here.
 """
 from __future__ import annotations
@@ -106,7 +107,7 @@ def catalogue() -> list[tuple[str, str, tuple[str, ...]]]:
                   ("imagenet_c_extra_top1", "mean_top1", extra)]
     aggregates += [(f"{g}_top1", "mean_top1", tuple(grouped[g])) for g in MEAN_GROUPS if grouped.get(g)]
     for name in REGISTRY:
-        if name in corruption or REGISTRY[name].frames:
+        if name in corruption or REGISTRY[name].frames or not REGISTRY[name].scored:  # no top-1 of their own
             continue
         out.append((f"{name}_top1", "top1", (name,)))
         if name == "clean_full":  # the corruption aggregates follow the clean baselines

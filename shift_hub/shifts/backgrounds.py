@@ -7,9 +7,9 @@ images were. The mixed variants paste the object, resized 256 and cropped 256, w
 another selected image's Only-BG-T, resized and cropped alike, then crop 224.
 
 `select` is the one selection rule every variant applies (ShiftSpec.select): the engine calls it before the mask is
-made and again with it, so all eight configs hold the same images. Boxes are the raw ILSVRC numbers, inclusive of
-xmax and ymax, as the original drew them; the engine has checked them against the image (masks.check_boxes).
-"""
+made and again with it, so all nine configs (the variants and fg_mask) hold the same images. Boxes are the raw
+ILSVRC numbers, inclusive of xmax and ymax, as the original drew them; the engine has checked them against the image
+(masks.check_boxes)."""
 from __future__ import annotations
 
 import numpy as np
@@ -158,6 +158,12 @@ def no_fg(image, rng, *, mask, boxes, grabcut_iterations=5, grabcut_max_side=0):
 
 def only_fg(image, rng, *, mask, boxes, grabcut_iterations=5, grabcut_max_side=0):
     return finish(image * np.asarray(mask, bool)[..., None])
+
+
+def fg_mask(image, rng, *, mask, boxes, grabcut_iterations=5, grabcut_max_side=0):
+    """The release's fg_mask: the object mask (255 object, 0 elsewhere, one channel) through the same resize and
+    crop as the images, so it lies on in9_original's pixels (the challenge composites through it)."""
+    return finish(np.asarray(mask, bool).astype(np.uint8) * 255)
 
 
 def standard(arr: np.ndarray) -> np.ndarray:
