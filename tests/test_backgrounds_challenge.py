@@ -335,3 +335,23 @@ def test_cli_prints_and_writes_the_challenge_score(folder, tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:  # argparse refuses the value, in one line
         cli.main(["evaluate", "--data", str(folder), "--backgrounds-challenge", "-1"])
     assert exited.value.code == 2 and "--backgrounds-challenge" in capsys.readouterr().err
+
+
+def test_a_mask_that_cannot_be_decoded_leaves_its_foreground_out_and_says_so(tmp_path):
+    root = write_folder(tmp_path / "in9")
+    ids = sorted(IMAGES)
+    mask_ids = ids[2:] + ids[:2]
+    write_config(root, "in9_fg_mask", mask_ids, lambda i: (fg_mask(i) * 255).astype(np.uint8))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = root / "in9_fg_mask" / "validation-00000-of-00001.parquet"
+    table = pq.read_table(path)
+    cells = table.column("image").to_pylist()
+    cells[mask_ids.index("c")] = {"bytes": b"not a png", "path": "c.png"}
+    pq.write_table(table.set_column(0, "image", pa.array(cells, type=table.schema.field("image").type)), path)
+    result = shift_hub.evaluate(linear_stub(Lookup()), root, ["backgrounds"], num_workers=0, bootstrap=0,
+                                backgrounds_challenge=0)
+    c = result.summary["imagenet_9"]["challenge"]
+    assert c["foregrounds"] == 5 and c["left_out"] == {"in9_fg_mask": ["c"]}
+    assert [e["image_id"] for e in result.results["unreadable"]["in9_fg_mask"]["images"]] == ["c"]

@@ -230,3 +230,37 @@ def test_a_generated_folder_under_the_suite_root_scores_its_sequences_as_sequenc
     assert list(g["metrics"]) == ["clean"]  # no frame top-1 as if it were a config's accuracy
     assert g["summary"]["imagenet_p"]["per_config"]["imagenet_p_translate"]["frames"] == 123
     assert "generated/imagenet_p_translate | vs previous frame | 123 frames | FP % / T5D |" in markdown(results)
+
+
+def test_a_label_space_override_does_not_reach_imagenet_p_and_is_said(folder, scored):
+    out = api.evaluate(_stub(), folder, ["clean", "imagenet_p_brightness"], num_workers=0, bootstrap=0,
+                       label_space="imagenet-r")
+    p = out.results["summary"]["imagenet_p"]
+    mine, before = p["per_config"]["imagenet_p_brightness"], scored.results["summary"]["imagenet_p"]["per_config"][
+        "imagenet_p_brightness"]
+    assert mine["label_space"] == "imagenet-1k" and mine["flip_probability"] == before["flip_probability"]
+    assert "does not apply to ImageNet-P" in p["label_space_note"] and "does not apply" in out.markdown()
+    assert out.results["metrics"]["clean"]["label_space"] == "imagenet-r"  # the override still holds elsewhere
+
+
+def test_a_dataset_is_scored_as_the_config_its_rows_name(folder):
+    ds = datasets.load_dataset(str(folder), "imagenet_p_gaussian_noise", split="validation")
+    with pytest.raises(DataError, match="rows are config 'imagenet_p_gaussian_noise', not 'imagenet_p_brightness'"):
+        api.evaluate(_stub(), ds, ["imagenet_p_brightness"], num_workers=0, bootstrap=0)
+    both = datasets.concatenate_datasets([ds, datasets.load_dataset(str(folder), "imagenet_p_brightness",
+                                                                     split="validation")])
+    with pytest.raises(DataError, match="holds rows of 2 configs"):
+        api.evaluate(_stub(), both, None, num_workers=0, bootstrap=0)
+    entry = api.evaluate(_stub(), ds, None, num_workers=0, bootstrap=0).results["summary"]["imagenet_p"]
+    assert entry["per_config"]["imagenet_p_gaussian_noise"]["compared_to"] == "first frame"
+
+
+def test_the_suite_scores_a_generated_folder_at_its_difficulty(folder, tmp_path):
+    import shutil
+
+    from shift_hub.evaluation.suite import run_suite
+
+    shutil.copytree(folder, tmp_path / "root" / "generated")
+    results = run_suite(_stub(), tmp_path / "root", num_workers=0, p_difficulty=2)
+    p = next(iter(results["generated"].values()))["summary"]["imagenet_p"]
+    assert p["difficulty"] == 2 and p["per_config"]["imagenet_p_translate"]["compared_to"] == "frame 2 earlier"

@@ -240,6 +240,10 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
     # 95 % intervals, paired over images; ImageNet-P's frames scored as sequences, into summary.imagenet_p
     scored, names, image_rows = score_parts(rows, parts, summarize, p_difficulty, reference, bootstrap, seed)
     expected = [p.name for p in parts if p.sequences]
+    if expected and label_space and get_label_space(label_space).name != "imagenet-1k":
+        scored["summary"]["imagenet_p"]["label_space_note"] = (
+            f"--label-space {label_space} does not apply to ImageNet-P: its flip probability and top-5 distance are "
+            "computed over the 1000-way ranking (ImageNet-1k), as the paper")
     _note_subset_mce(scored, chosen)
     if challenge is not None:  # beside the BG-gap when there is one
         scored["summary"].setdefault("imagenet_9", {})["challenge"] = challenge
@@ -295,6 +299,7 @@ def evaluate_many(models, data="samples", configs=None, *, out="shift_hub_result
     _check_options(options.get("batch_size", 32), options.get("num_workers"), limit)
     _check_data(data, on_the_fly)
     options["subset"] = _load_subset(options.get("subset"))  # a bad list fails before any model is loaded
+    _p_reference(options.get("p_reference"), options.get("p_difficulty", 1))  # so does a bad ImageNet-P reference
     loaded = _load_all(models, options)
     out = Path(out)
     if not on_the_fly and isinstance(data, str) and data in SOURCES_TO_GENERATE and not Path(data).exists():

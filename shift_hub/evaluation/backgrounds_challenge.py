@@ -126,6 +126,22 @@ class Challenge:
         return [f for p in (self.original, self.mask, self.background) for f in p.fingerprints]
 
 
+def _check_masks(mask: ConfigData, damaged: set, unreadable: dict | None) -> None:
+    """Each stored mask decoded: one that cannot be is its foreground's loss (left out and listed), not the run's."""
+    from .runner import _reason
+
+    for r, image_id in enumerate(mask.image_ids):
+        if image_id in damaged:
+            continue
+        try:
+            _mask_array(mask.dataset[r]["image"])
+        except Exception as exc:  # truncated, garbage or unsupported bytes
+            damaged.add(image_id)
+            if unreadable is not None:
+                unreadable.setdefault(MASK, {}).setdefault("images", []).append(
+                    {"image_id": image_id, "reason": _reason(exc)})
+
+
 def prepare(parts: Sequence[ConfigData], held: Sequence[ConfigData], n: int, seed: int = 0,
             unreadable: dict | None = None) -> Challenge:
     """The challenge over the data's in9_original, in9_only_bg_t (scored parts) and in9_fg_mask (a held, unscored
@@ -154,6 +170,7 @@ def prepare(parts: Sequence[ConfigData], held: Sequence[ConfigData], n: int, see
                             + (f"; only in {ORIGINAL}: {', '.join(lacks)}" if lacks else "")
                             + "): generate them in one run from the same source, seed and options")
     damaged = {c: {e["image_id"] for e in (unreadable or {}).get(c, {}).get("images", [])} for c in NEEDED}
+    _check_masks(mask, damaged[MASK], unreadable)  # masks never go through the main pass: decoded here, once
     space = _in9_space()
     mask_row = {image_id: r for r, image_id in enumerate(ids[MASK])}
     foregrounds, classes = [], []

@@ -59,7 +59,7 @@ def _imagenet_p_value(task: Task, results: dict) -> float | None:
         entry = per.get(config) if isinstance(per.get(config), dict) else {}
         value = entry.get(task.metric)
         if not entry.get("sequences") or not isinstance(value, (int, float)) or isinstance(value, bool) \
-                or math.isnan(value):
+                or math.isnan(value) or entry.get("label_space", "imagenet-1k") != "imagenet-1k":
             return None
         values.append(float(value))
     mean = sum(values) / len(values)

@@ -22,6 +22,14 @@ def registry_frame_count(config: str) -> int | None:
     return IMAGENET_P_SEQUENCES[config[len("imagenet_p_"):]][3]
 
 
+def sequence_space():
+    """The label space every ImageNet-P frame is scored in: ImageNet-1k, whatever --label-space asks, since flip
+    probability and top-5 distance are defined over the 1000-way ranking (results.json's summary says so)."""
+    from .labels import get_label_space
+
+    return get_label_space(None)
+
+
 def is_sequence_config(config: str, columns: Sequence[str] = ()) -> bool:
     return registry_frame_count(config) is not None or FRAMES_COLUMN in columns
 

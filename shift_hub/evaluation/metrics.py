@@ -100,7 +100,8 @@ def _ece_intervals(per: dict, rows: Sequence[Mapping], configs: Sequence[str], r
                    n_bins: int = 15) -> None:
     """ECE's interval per config from the same resample weights as top-1's (same images, same seed). The bins
     are held at the full sample's equal-mass cuts: a resample sums its weighted (confidence - hit) per bin, so
-    ECE_b = sum over bins |sum w (conf - hit)| / sum w, one matrix product for every config at once."""
+    ECE_b = sum over bins |sum w (conf - hit)| / sum w, one matrix product for every config at once; the interval
+    is bias-corrected (ECE_INTERVAL says why)."""
     with_ece = [c for c in configs if per.get(c) and np.isfinite(per[c]["ece"])]
     if not with_ece:
         return
@@ -130,7 +131,21 @@ def _ece_intervals(per: dict, rows: Sequence[Mapping], configs: Sequence[str], r
             samples.append(per_bin / (w @ present))
     ece = np.concatenate(samples)
     for c, k in column.items():
-        per[c].setdefault("ci", {})["ece"] = interval(ece[:, k])
+        per[c].setdefault("ci", {})["ece"] = _bias_corrected_interval(per[c]["ece"], ece[:, k])
+
+
+ECE_INTERVAL = ("percentile bootstrap shifted by the bootstrap's bias (the resamples' mean minus the estimate), clipped "
+                "at 0, the equal-mass bins held at the full sample's cuts: a sum of absolute bin gaps is biased "
+                "upward, so the raw resamples sit above the estimate and their percentile interval can miss it")
+
+
+def _bias_corrected_interval(estimate: float, samples: np.ndarray) -> dict | None:
+    """The percentile interval of `samples` moved down by their bias, mean(samples) - estimate; clipped at 0."""
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return None
+    raw = interval(finite - (finite.mean() - estimate))
+    return {"ci_low": max(0.0, raw["ci_low"]), "ci_high": max(0.0, raw["ci_high"])}
 
 
 def drop(accuracy_shift: float, accuracy_clean: float) -> dict[str, float]:
@@ -263,6 +278,7 @@ def summarize(rows: Sequence[Mapping], configs: Sequence[str], bootstrap: int | 
     scored = add_intervals(scored, rows, configs, resamples, seed, derived=_imagenet_c_intervals)
     if resamples and rows:
         _ece_intervals(scored["per_config"], rows, configs, resamples, seed)
+        scored["summary"]["intervals"]["ece_method"] = ECE_INTERVAL
     if scored["summary"].get("watermark") and resamples:
         _watermark_intervals(scored["summary"]["watermark"], rows, resamples, seed)
     if scored["summary"].get("imagenet_9") and resamples:

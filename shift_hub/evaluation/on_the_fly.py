@@ -20,7 +20,7 @@ from ..planning import plan_examples, preflight
 from ..registry import MASKS, Geometry, expand, get
 from ..rows import apply_shift, encode_output, split_columns, through_geometry
 from ..sources import Example, Source, SourceError, open_source
-from .frame_rows import FRAMES_COLUMN, FrameImages, registry_frame_count, spread
+from .frame_rows import FRAMES_COLUMN, FrameImages, registry_frame_count, sequence_space, spread
 from .runner import ConfigData, DataError, _registry_space
 
 KEEP_IMAGES = 2  # source images a process holds (their geometry outputs): consecutive items share one image
@@ -158,5 +158,5 @@ def _part(spec, images: SourceImages, seed: int, space, labels: list, ids: list)
                           [spec.severity or 0] * len(ids))
     length = registry_frame_count(spec.name)
     frame_ids, frame_labels, sequences = spread(ids, labels, [length] * len(ids))
-    return ConfigData(spec.name, ShiftedSequences(spec, images, seed, length), space, frame_labels, frame_ids,
-                      [0] * len(frame_ids), sequences=tuple(sequences))
+    return ConfigData(spec.name, ShiftedSequences(spec, images, seed, length), sequence_space(), frame_labels,
+                      frame_ids, [0] * len(frame_ids), sequences=tuple(sequences))

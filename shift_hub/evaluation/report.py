@@ -127,6 +127,8 @@ def imagenet_p_lines(p: dict) -> list[str]:
 
     text = means_sentence(p, lambda v, ci: f"{_pct(v)}{_pm(ci)}", lambda v, ci: f"{_num(v)}{_pm_num(ci)}", md_escape)
     lines += ["", f"ImageNet-P: {text}"]
+    if p.get("label_space_note"):
+        lines += ["", f"ImageNet-P: {md_escape(p['label_space_note'])}"]
     boot = p.get("intervals") or {}
     if boot.get("resamples"):
         lines += ["", f"ImageNet-P ± : half-width of the 95 % interval ({boot['method']}, {boot['resamples']} "

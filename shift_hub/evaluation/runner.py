@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .frame_rows import FRAMES_COLUMN, FrameImages, is_sequence_config, registry_frame_count, spread
+from .frame_rows import (FRAMES_COLUMN, FrameImages, is_sequence_config, registry_frame_count, sequence_space,
+                         spread)
 from .labels import LabelSpace, get_label_space, is_identity, label_space_for, to_imagenet_logits
 
 SPLIT = "validation"
@@ -309,7 +310,7 @@ def _as_frames(part: ConfigData, rows, where: str) -> ConfigData:
     lengths = [n] * len(part.image_ids) if n else [len(rows[s][FRAMES_COLUMN] or []) for s in range(len(part.image_ids))]
     ids, labels, sequences = spread(part.image_ids, part.labels, lengths)
     return dataclasses.replace(part, dataset=FrameImages(rows, lengths, where), labels=labels, image_ids=ids,
-                               severities=[0] * len(ids), sequences=tuple(sequences))
+                               severities=[0] * len(ids), sequences=tuple(sequences), space=sequence_space())
 
 
 def _prepare_local(config: "LocalConfig", space: LabelSpace | None, limit: int | None) -> ConfigData:
@@ -386,6 +387,7 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     space = get_label_space(label_space) if label_space else None
     if isinstance(data, datasets.Dataset):
         name = (configs or [None])[0] or (data["config"][0] if "config" in data.column_names and len(data) else "data")
+        _check_named_rows(data, name)
         if not is_scored(name):
             raise DataError(f"{name}: no images to classify (ImageNet-9's foreground masks); pass an image config")
         part = _prepare(name, data, space, None if subset else limit)
@@ -435,6 +437,21 @@ def open_data(data, configs=None, *, split: str = SPLIT, revision: str | None = 
     if incomplete:  # scored on the shards present, and said in the table, the report and results.json
         source["incomplete"] = incomplete
     return source, parts
+
+
+def _check_named_rows(data, name: str) -> None:
+    """An in-memory dataset is scored as the config its rows name: the name picks the label space, and for
+    ImageNet-P the protocol (noise against frame 0, others frame to frame) and the frame count, so rows of another
+    config, or of several, under `name` would be a silently wrong number."""
+    if "config" not in data.column_names or not len(data):
+        return
+    held = sorted({str(c) for c in data["config"]})
+    if len(held) > 1:
+        raise DataError(f"the dataset holds rows of {len(held)} configs ({_shown(held)}): score one at a time "
+                        "(ds.filter(lambda r: r['config'] == NAME), or load one config)")
+    if held[0] != name:
+        raise DataError(f"the dataset's rows are config {held[0]!r}, not {name!r}: pass configs=[{held[0]!r}] "
+                        "(or none), so it is scored in its own label space and protocol")
 
 
 def is_scored(config: str) -> bool:

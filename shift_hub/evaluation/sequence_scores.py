@@ -59,8 +59,10 @@ def summarize_sequences(rows: Sequence[Mapping], expected: Mapping[str, Sequence
         noise = protocols.is_noise(name)
         flips = np.array(protocols.flips_per_sequence(preds, noise, difficulty))
         dists = np.array(protocols.top5_distances_per_sequence(top5, noise, difficulty))
+        spaces = sorted({r["label_space"] for r in by_config.get(config, []) if r.get("label_space")})
         per[config] = {
             "perturbation": name, "sequences": len(ids), "frames": int(sum(len(s) for s in preds)),
+            "label_space": spaces[0] if len(spaces) == 1 else (spaces or None),
             "incomplete": list(incomplete), "compared_to": _compared_to(noise, difficulty),
             "flip_probability": _mean(flips), "top5_distance": _mean(dists)}
         values[config] = (ids, flips, dists)

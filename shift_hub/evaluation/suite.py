@@ -593,7 +593,8 @@ def run_suite(model, root, *, out=None, suite: str = "robustness", weights: str 
                 planned.notes.append("ImageNet-P: no AlexNet reference table given (--p-reference FILE.json), so "
                                      "mFR / mT5D are not computed; raw mean flip probability and top-5 distance "
                                      "are reported")
-        gen_results = {str(folder): _score_generated(folder, classifier, scored, limit) for folder in generated}
+        gen_results = {str(folder): _score_generated(folder, classifier, scored, limit, p_difficulty, reference)
+                       for folder in generated}
     finally:
         if predictions is not None:
             predictions.close()
@@ -622,7 +623,7 @@ def run_suite(model, root, *, out=None, suite: str = "robustness", weights: str 
     return results
 
 
-def _score_generated(folder: Path, classifier, scored, limit) -> dict:
+def _score_generated(folder: Path, classifier, scored, limit, p_difficulty: int = 1, reference=None) -> dict:
     """A generated folder's results; its unreadable shards and images listed, or why none could be read."""
     from .metrics import summarize
     from .report import build_results
@@ -635,7 +636,8 @@ def _score_generated(folder: Path, classifier, scored, limit) -> dict:
         g_rows = scored(parts, unreadable, generated=str(folder))
     except READ_ERRORS as exc:
         return {"unreadable": split_reason(str(exc), folder)[0], "metrics": {}}
-    scored, names, _ = score_parts(g_rows, parts, summarize)  # a generated ImageNet-P config: as sequences
+    # a generated ImageNet-P config: as sequences, at the suite's difficulty and reference
+    scored, names, _ = score_parts(g_rows, parts, summarize, p_difficulty, reference)
     return build_results(classifier.describe(), source, names, scored, unreadable=unreadable)
 
 
