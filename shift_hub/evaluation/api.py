@@ -211,16 +211,16 @@ def evaluate(model=None, data="samples", configs=None, *, weights: str | None = 
                                   label_space=label_space, limit=limit, unreadable=unreadable, subset=chosen,
                                   held=held if backgrounds_challenge is not None else None)
     if backgrounds_challenge is not None:  # its configs checked before any image is scored
-        from .backgrounds_challenge import prepare
+        from .backgrounds_challenge import check
 
-        prepare(parts, held, backgrounds_challenge, seed, unreadable)
+        check(parts, held, backgrounds_challenge, unreadable)
     rows = run(classifier, parts, batch_size=batch_size, num_workers=num_workers, device=device, amp=amp,
                progress=progress, unreadable=unreadable)
     if not rows:
         raise DataError(f"no image could be read: {describe_unreadable(unreadable)}")
     challenge = None
     if backgrounds_challenge is not None:  # composites scored in rounds; only the verdicts are kept
-        from .backgrounds_challenge import score as challenge_score
+        from .backgrounds_challenge import prepare, score as challenge_score
 
         log.info(f"Backgrounds Challenge: {backgrounds_challenge or 'every'} background(s) per foreground ...")
         challenge = challenge_score(

@@ -142,10 +142,10 @@ def _check_masks(mask: ConfigData, damaged: set, unreadable: dict | None) -> Non
                     {"image_id": image_id, "reason": _reason(exc)})
 
 
-def prepare(parts: Sequence[ConfigData], held: Sequence[ConfigData], n: int, seed: int = 0,
-            unreadable: dict | None = None) -> Challenge:
-    """The challenge over the data's in9_original, in9_only_bg_t (scored parts) and in9_fg_mask (a held, unscored
-    part); DataError in one line when one is missing or they hold different images."""
+def check(parts: Sequence[ConfigData], held: Sequence[ConfigData], n: int,
+          unreadable: dict | None = None) -> dict[str, ConfigData]:
+    """{config: part} of the three configs the challenge reads; DataError in one line when one is missing or they
+    hold different images. Cheap (ids only): evaluate calls it before any image is scored."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise DataError(f"backgrounds_challenge must be an integer >= 0 (0: every background), got {n!r}")
     by_name = {p.name: p for p in (*parts, *held)}
@@ -169,6 +169,16 @@ def prepare(parts: Sequence[ConfigData], held: Sequence[ConfigData], n: int, see
                             f"{len(ids[ORIGINAL])} rows" + (f"; only in {c}: {', '.join(extra)}" if extra else "")
                             + (f"; only in {ORIGINAL}: {', '.join(lacks)}" if lacks else "")
                             + "): generate them in one run from the same source, seed and options")
+    return by_name
+
+
+def prepare(parts: Sequence[ConfigData], held: Sequence[ConfigData], n: int, seed: int = 0,
+            unreadable: dict | None = None) -> Challenge:
+    """The challenge over the data's in9_original, in9_only_bg_t (scored parts) and in9_fg_mask (a held, unscored
+    part), leaving out the images `unreadable` lists and the masks that cannot be decoded (`check` refuses first)."""
+    by_name = check(parts, held, n, unreadable)
+    original, background, mask = (by_name[c] for c in NEEDED)
+    ids = {c: list(by_name[c].image_ids) for c in NEEDED}
     damaged = {c: {e["image_id"] for e in (unreadable or {}).get(c, {}).get("images", [])} for c in NEEDED}
     _check_masks(mask, damaged[MASK], unreadable)  # masks never go through the main pass: decoded here, once
     space = _in9_space()

@@ -119,13 +119,18 @@ def _pairs(length: int, noise: bool, difficulty: int) -> list[tuple[int, int]]:
     return out
 
 
+def _per_sequence(sequences, noise: bool, difficulty: int, compare) -> list[float]:
+    """Per sequence, the mean of `compare(earlier, later)` over its compared frame pairs (NaN: no pair)."""
+    out = []
+    for seq in sequences:
+        pairs = _pairs(len(seq), noise, difficulty)
+        out.append(float(np.mean([compare(seq[a], seq[b]) for a, b in pairs])) if pairs else float("nan"))
+    return out
+
+
 def flips_per_sequence(predictions: Sequence[Sequence[int]], noise: bool, difficulty: int = 1) -> list[float]:
     """Per sequence, the share of compared frame pairs whose top-1 prediction differs (NaN: no pair)."""
-    out = []
-    for seq in predictions:
-        pairs = _pairs(len(seq), noise, difficulty)
-        out.append(float(np.mean([seq[a] != seq[b] for a, b in pairs])) if pairs else float("nan"))
-    return out
+    return _per_sequence(predictions, noise, difficulty, lambda a, b: a != b)
 
 
 def flip_probability(predictions: Sequence[Sequence[int]], noise: bool, difficulty: int = 1) -> float:
@@ -168,11 +173,7 @@ def top5_pair_distance(top5_before: Sequence[int], top5_after: Sequence[int]) ->
 def top5_distances_per_sequence(top5: Sequence[Sequence[Sequence[int]]], noise: bool, difficulty: int = 1
                                 ) -> list[float]:
     """Per sequence, the mean top-5 distance of its compared frame pairs (NaN: no pair)."""
-    out = []
-    for seq in top5:
-        pairs = _pairs(len(seq), noise, difficulty)
-        out.append(float(np.mean([top5_pair_distance(seq[a], seq[b]) for a, b in pairs])) if pairs else float("nan"))
-    return out
+    return _per_sequence(top5, noise, difficulty, top5_pair_distance)
 
 
 def top5_distance(top5: Sequence[Sequence[Sequence[int]]], noise: bool, difficulty: int = 1) -> float:

@@ -161,11 +161,12 @@ def source_part(name: str, source: Source, space: LabelSpace | None = None, exam
 
 
 def frames_part(name: str, sequences: list[Example], lengths: list[int]) -> ConfigData:
-    rows = FrameRows(sequences, lengths)
-    ids = [f"{sequences[s].image_id}#{k:03d}" for s, k in rows.index]
-    labels = [list(sequences[s].labels) for s, _ in rows.index]
-    return ConfigData(name=name, dataset=rows, space=get_label_space(None), labels=labels, image_ids=ids,
-                      severities=[0] * len(ids))
+    """One item per frame, ids `<sequence>#<frame>` as a generated ImageNet-P config's (frame_rows.spread)."""
+    from .frame_rows import spread
+
+    ids, labels, _ = spread([s.image_id for s in sequences], [s.labels for s in sequences], lengths)
+    return ConfigData(name=name, dataset=FrameRows(sequences, lengths), space=get_label_space(None), labels=labels,
+                      image_ids=ids, severities=[0] * len(ids))
 
 
 def _validation_sources(folder: Path) -> tuple[Source | None, Source | None]:
